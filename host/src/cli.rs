@@ -1,0 +1,65 @@
+//! Command-line arguments, as parsed: a superset of `python -m http.server`.
+//!
+//! Parsing only; `config.rs` validates these into a [`crate::config::Config`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Serve a directory over HTTP, like `python -m http.server`.
+#[derive(Debug, Parser)]
+#[command(name = "wasmhttpd", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Port to listen on; 0 picks a free port.
+    #[arg(default_value_t = 8000, value_name = "PORT")]
+    pub port: u16,
+
+    /// Address to bind: an IP address or a host name
+    /// [default: all interfaces, IPv6 and IPv4]
+    #[arg(short, long, value_name = "ADDRESS")]
+    pub bind: Option<String>,
+
+    /// Directory to serve [default: the current directory]
+    #[arg(short, long, value_name = "DIRECTORY")]
+    pub directory: Option<PathBuf>,
+
+    /// HTTP version of responses: HTTP/1.1 keeps connections alive,
+    /// HTTP/1.0 closes each one after its response
+    #[arg(short, long, value_name = "VERSION", default_value = "HTTP/1.1",
+          value_parser = ["HTTP/1.0", "HTTP/1.1"])]
+    pub protocol: String,
+
+    /// Do not write the access log
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Serve files through symlinks that lead out of the directory
+    /// (by default such a symlink answers 404)
+    #[arg(long)]
+    pub follow_symlinks: bool,
+
+    /// Most connections open at once; further clients wait to be accepted
+    #[arg(long, default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a complete request head
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub header_timeout: u64,
+
+    /// Seconds an idle kept-alive connection waits for its next request
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub keep_alive_timeout: u64,
+
+    /// Seconds a read of a request body or a write of a response may stall
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub io_timeout: u64,
+
+    /// Seconds requests in flight may take to finish after SIGINT or SIGTERM
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub shutdown_grace: u64,
+}

@@ -1,0 +1,160 @@
+//! Validated configuration: `Config::try_from(Args)`.
+//!
+//! Everything that can be wrong with the command line is found here, before
+//! the server binds: a directory that does not exist or is not a directory,
+//! a bind address that does not resolve. Paths are made canonical once.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use http::Version;
+
+use crate::cli::Args;
+use crate::http1::conn::Settings;
+use crate::http1::parse::Limits;
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindTarget {
+    /// All interfaces: IPv6 and IPv4 on one socket where the system allows,
+    /// IPv4 only where it has no IPv6.
+    AllInterfaces(u16),
+    /// One address.
+    Address(SocketAddr),
+}
+
+/// The server's validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub bind: BindTarget,
+    /// The served directory, canonical.
+    pub directory: PathBuf,
+    /// Whether symlinks may lead out of the directory.
+    pub follow_symlinks: bool,
+    /// Whether the access log is off.
+    pub quiet: bool,
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// How long requests in flight may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Per-connection limits and timeouts.
+    pub connection: Settings,
+}
+
+impl TryFrom<Args> for Config {
+    type Error = anyhow::Error;
+
+    fn try_from(args: Args) -> anyhow::Result<Config> {
+        let requested = match &args.directory {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        let directory = requested
+            .canonicalize()
+            .with_context(|| format!("cannot serve {}", requested.display()))?;
+        if !directory.is_dir() {
+            bail!("cannot serve {}: not a directory", requested.display());
+        }
+        let bind = match &args.bind {
+            None => BindTarget::AllInterfaces(args.port),
+            Some(host) => BindTarget::Address(resolve(host, args.port)?),
+        };
+        let protocol = if args.protocol == "HTTP/1.0" {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        Ok(Config {
+            bind,
+            directory,
+            follow_symlinks: args.follow_symlinks,
+            quiet: args.quiet,
+            max_connections: args.max_connections,
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            connection: Settings {
+                limits: Limits::default(),
+                header_timeout: Duration::from_secs(args.header_timeout),
+                keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
+                io_timeout: Duration::from_secs(args.io_timeout),
+                protocol,
+            },
+        })
+    }
+}
+
+/// An IP address (IPv6 with or without brackets) or a host name, resolved
+/// to its first address as Python's `getaddrinfo` picks it.
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (bare, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve bind address {host:?}"))?
+        .next()
+        .with_context(|| format!("bind address {host:?} has no addresses"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(argv: &[&str]) -> anyhow::Result<Config> {
+        Config::try_from(Args::try_parse_from(argv)?)
+    }
+
+    #[test]
+    fn defaults_are_pythons() {
+        let c = config(&["wasmhttpd"]).expect("config");
+        assert_eq!(c.bind, BindTarget::AllInterfaces(8000));
+        assert_eq!(
+            c.directory,
+            std::env::current_dir()
+                .expect("cwd")
+                .canonicalize()
+                .expect("c")
+        );
+        assert_eq!(c.connection.protocol, Version::HTTP_11);
+    }
+
+    #[test]
+    fn bind_addresses() {
+        let c = config(&["wasmhttpd", "0", "-b", "127.0.0.1"]).expect("config");
+        assert_eq!(
+            c.bind,
+            BindTarget::Address("127.0.0.1:0".parse().expect("addr"))
+        );
+        let c = config(&["wasmhttpd", "9", "--bind", "[::1]"]).expect("config");
+        assert_eq!(
+            c.bind,
+            BindTarget::Address("[::1]:9".parse().expect("addr"))
+        );
+        let c = config(&["wasmhttpd", "9", "-b", "localhost"]).expect("config");
+        assert!(matches!(c.bind, BindTarget::Address(a) if a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn bad_directories_are_reported() {
+        let err = config(&["wasmhttpd", "-d", "/no/such/dir"]).expect_err("missing");
+        assert!(format!("{err:#}").contains("/no/such/dir"), "{err:#}");
+        let file = tempfile::NamedTempFile::new().expect("file");
+        let path = file.path().to_str().expect("utf-8");
+        let err = config(&["wasmhttpd", "-d", path]).expect_err("file");
+        assert!(format!("{err:#}").contains("not a directory"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(Args::try_parse_from(["wasmhttpd", "-p", "HTTP/2"]).is_err());
+        assert!(Args::try_parse_from(["wasmhttpd", "70000"]).is_err());
+        assert!(Args::try_parse_from(["wasmhttpd", "--header-timeout", "0"]).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! One client connection: read a head, dispatch, write, repeat while kept alive.
+//!
+//! Timeouts, so that slow or idle clients cannot hold the server:
+//! - a new connection, or a request head once its first byte arrived, must
+//!   be complete within the header timeout (an incomplete head gets 408);
+//! - between keep-alive requests the connection may idle for the keep-alive
+//!   timeout, then closes silently;
+//! - every write, and every read of a body being drained, must make progress
+//!   within the I/O timeout.
+//!
+//! A head that cannot be parsed gets its error page with `Connection: close`,
+//! and the connection closes gracefully: the write side is shut and what the
+//! client still sends is read and discarded for a moment, so the kernel does
+//! not answer it with a reset that would destroy the error page in flight.
+//!
+//! On shutdown an idle connection closes at once; one in the middle of a
+//! request finishes it and closes with `Connection: close`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use http::{StatusCode, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::body::{BodyDecoder, Decoded};
+use super::parse::{Framing, Head, HeadError, Limits, parse_head};
+use super::write::{self, write_response};
+use crate::error::HttpError;
+use crate::request::Request;
+use crate::service::Service;
+
+/// The most body bytes read and discarded to keep a connection alive when
+/// no backend wanted the body; a larger body closes the connection instead.
+const MAX_DRAIN: u64 = 1 << 20;
+/// How long a closing connection keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Per-connection settings, fixed at startup.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Request head limits.
+    pub limits: Limits,
+    /// Time allowed for a request head once it starts (and for the first).
+    pub header_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub keep_alive_timeout: Duration,
+    /// Time any single read or write may stall.
+    pub io_timeout: Duration,
+    /// The protocol in status lines; HTTP/1.0 closes after every response.
+    pub protocol: Version,
+}
+
+enum Next {
+    Request(Head),
+    Close,
+    Reject(HeadError),
+}
+
+/// Serves requests on `stream` until the client or the server closes it.
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    service: &Service,
+    settings: &Settings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let local = match stream.local_addr() {
+        Ok(addr) => addr,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut first = true;
+    loop {
+        let head = match read_head(&mut stream, &mut buf, first, settings, &mut shutdown).await {
+            Next::Request(head) => head,
+            Next::Close => return,
+            Next::Reject(rejected) => {
+                reject(&mut stream, service, settings, peer, rejected).await;
+                return;
+            }
+        };
+        first = false;
+
+        let mut decoder = BodyDecoder::new(head.framing);
+        // No backend reads request bodies yet: a body is drained after the
+        // response when that is cheap, otherwise the connection closes.
+        let drainable = match head.framing {
+            Framing::Empty => true,
+            Framing::Length(n) => n <= MAX_DRAIN && !head.expect_continue,
+            Framing::Chunked => !head.expect_continue,
+        };
+        let keep_alive = head.keep_alive
+            && settings.protocol == Version::HTTP_11
+            && drainable
+            && !*shutdown.borrow();
+
+        let request = Request {
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            headers: head.headers,
+            peer,
+            local,
+        };
+        let response = service.handle(&request).await;
+        let status = response.status;
+        let framing = write::Framing {
+            version: settings.protocol,
+            request_version: request.version,
+            head_only: request.is_head(),
+            keep_alive,
+        };
+        let written = write_response(&mut stream, response, framing, settings.io_timeout).await;
+        service.log(
+            peer,
+            &head.request_line,
+            status,
+            written.as_ref().ok().copied(),
+        );
+        if written.is_err() {
+            return;
+        }
+        if !keep_alive {
+            linger_close(&mut stream).await;
+            return;
+        }
+        if !drain(&mut stream, &mut buf, &mut decoder, settings.io_timeout).await {
+            return;
+        }
+    }
+}
+
+/// Reads until `buf` holds a complete request head.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    first: bool,
+    settings: &Settings,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Next {
+    let now = Instant::now();
+    let mut started = first;
+    let mut deadline = now
+        + if first {
+            settings.header_timeout
+        } else {
+            settings.keep_alive_timeout
+        };
+    loop {
+        // RFC 9112 §2.2: ignore empty lines before a request line.
+        let blank = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        buf.advance(blank);
+        if !buf.is_empty() {
+            if !started {
+                started = true;
+                deadline = Instant::now() + settings.header_timeout;
+            }
+            match parse_head(buf, &settings.limits) {
+                Ok(Some((head, used))) => {
+                    buf.advance(used);
+                    return Next::Request(head);
+                }
+                Ok(None) => {}
+                Err(rejected) => return Next::Reject(rejected),
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(8192);
+        }
+        let idle = buf.is_empty();
+        tokio::select! {
+            read = stream.read_buf(buf) => match read {
+                Ok(0) | Err(_) => return Next::Close,
+                Ok(_) => {}
+            },
+            () = sleep_until(deadline) => {
+                return if idle {
+                    Next::Close
+                } else {
+                    Next::Reject(HeadError {
+                        error: HttpError::RequestTimeout,
+                        request_line: bytes::Bytes::new(),
+                    })
+                };
+            }
+            _ = shutdown.wait_for(|stop| *stop), if idle => return Next::Close,
+        }
+    }
+}
+
+/// Answers a head that could not be accepted, then closes.
+async fn reject(
+    stream: &mut TcpStream,
+    service: &Service,
+    settings: &Settings,
+    peer: SocketAddr,
+    rejected: HeadError,
+) {
+    let response = service.error_response(&rejected.error);
+    let status = response.status;
+    let framing = write::Framing {
+        version: settings.protocol,
+        request_version: Version::HTTP_11,
+        head_only: false,
+        keep_alive: false,
+    };
+    let written = write_response(stream, response, framing, settings.io_timeout).await;
+    service.log(
+        peer,
+        &rejected.request_line,
+        status,
+        written.as_ref().ok().copied(),
+    );
+    if written.is_ok() && status != StatusCode::REQUEST_TIMEOUT {
+        linger_close(stream).await;
+    }
+}
+
+/// Reads and discards the rest of a request body; `false` if the
+/// connection cannot continue.
+async fn drain(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    decoder: &mut BodyDecoder,
+    io_timeout: Duration,
+) -> bool {
+    let mut drained = 0u64;
+    loop {
+        match decoder.decode(buf) {
+            Ok(Decoded::End) => return true,
+            Ok(Decoded::Data(bytes)) => {
+                drained += bytes.len() as u64;
+                if drained > MAX_DRAIN {
+                    return false;
+                }
+            }
+            Ok(Decoded::NeedMore) => {
+                buf.reserve(8192);
+                match timeout(io_timeout, stream.read_buf(buf)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return false,
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Shuts the write side, then reads and discards briefly so that unread
+/// request bytes do not turn the close into a reset.
+async fn linger_close(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = [0u8; 8192];
+    let mut discarded = 0usize;
+    while discarded < (1 << 20) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
+        }
+    }
+}

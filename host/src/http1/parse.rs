@@ -1,0 +1,492 @@
+//! Request line and header block → a validated request head.
+//!
+//! The request line is parsed here, so that errors read as Python's do
+//! (`Bad request syntax ('…')`, `Bad request version ('…')`, 505 `Invalid
+//! HTTP version (2.0)`); the header block goes to `httparse`. Then the
+//! framing is checked as RFC 9112 asks and as request smuggling demands:
+//! `Content-Length` with `Transfer-Encoding`, differing or malformed
+//! `Content-Length`s, `Transfer-Encoding` on HTTP/1.0 or not ending in
+//! `chunked`, obs-fold, whitespace before `:`, a missing or repeated `Host`
+//! on HTTP/1.1 — each is a 400, and the connection closes after it.
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
+
+use crate::error::{HttpError, py_repr};
+
+/// Size limits on a request head.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest request line, CRLF excluded (414 beyond).
+    pub max_request_line: usize,
+    /// Most bytes in the header block (431 beyond).
+    pub max_header_bytes: usize,
+    /// Most header fields (431 beyond).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_request_line: 16 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed and validated request head.
+#[derive(Debug)]
+pub struct Head {
+    /// The method.
+    pub method: Method,
+    /// The request target, as sent.
+    pub target: Bytes,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// Header fields.
+    pub headers: HeaderMap,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the client asked to keep the connection open.
+    pub keep_alive: bool,
+    /// Whether the client waits for `100 Continue` before sending the body.
+    pub expect_continue: bool,
+    /// The request line as sent, for the access log.
+    pub request_line: Bytes,
+}
+
+/// A head that could not be accepted, with what the log should show.
+#[derive(Debug)]
+pub struct HeadError {
+    /// The error the client is answered with.
+    pub error: HttpError,
+    /// The request line, as far as it was read (empty when too long to log,
+    /// as Python logs `""`).
+    pub request_line: Bytes,
+}
+
+/// Parses a request head at the start of `buf` (leading empty lines already
+/// skipped). `Ok(None)` means more bytes are needed; on success, returns the
+/// head and how many bytes of `buf` it used.
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > limits.max_request_line + 1 {
+            return Err(HeadError {
+                error: HttpError::UriTooLong,
+                request_line: Bytes::new(),
+            });
+        }
+        return Ok(None);
+    };
+    let line = buf[..newline]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..newline]);
+    if line.len() > limits.max_request_line {
+        return Err(HeadError {
+            error: HttpError::UriTooLong,
+            request_line: Bytes::new(),
+        });
+    }
+    let request_line = Bytes::copy_from_slice(line);
+    let fail = |error: HttpError| HeadError {
+        error,
+        request_line: request_line.clone(),
+    };
+
+    let (method, target, version) = parse_request_line(line).map_err(fail)?;
+
+    let block = &buf[newline + 1..];
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let (block_len, fields) = match httparse::parse_headers(block, &mut slots) {
+        Ok(httparse::Status::Complete((len, fields))) => (len, fields),
+        Ok(httparse::Status::Partial) => {
+            if block.len() > limits.max_header_bytes {
+                return Err(fail(HttpError::HeaderFieldsTooLarge(
+                    "Header block too large",
+                )));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(fail(HttpError::HeaderFieldsTooLarge("Too many headers")));
+        }
+        Err(_) => return Err(fail(HttpError::BadRequest("Bad header field".into()))),
+    };
+    if block_len > limits.max_header_bytes {
+        return Err(fail(HttpError::HeaderFieldsTooLarge(
+            "Header block too large",
+        )));
+    }
+
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| fail(HttpError::BadRequest("Bad header field".into())))?;
+        let value = HeaderValue::from_bytes(field.value)
+            .map_err(|_| fail(HttpError::BadRequest("Bad header field".into())))?;
+        headers.append(name, value);
+    }
+
+    let framing = framing(&headers, version).map_err(fail)?;
+    if version == Version::HTTP_11 {
+        let hosts = headers.get_all(HOST).iter().count();
+        if hosts != 1 {
+            let why = if hosts == 0 {
+                "Missing Host header"
+            } else {
+                "Repeated Host header"
+            };
+            return Err(fail(HttpError::BadRequest(why.into())));
+        }
+    }
+    let keep_alive = match version {
+        Version::HTTP_11 => !has_token(&headers, CONNECTION, "close"),
+        _ => has_token(&headers, CONNECTION, "keep-alive"),
+    };
+    let expect_continue = match headers.get(EXPECT) {
+        None => false,
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
+            version == Version::HTTP_11
+        }
+        Some(_) => return Err(fail(HttpError::ExpectationFailed)),
+    };
+
+    let head = Head {
+        method,
+        target,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+        request_line,
+    };
+    Ok(Some((head, newline + 1 + block_len)))
+}
+
+fn bad_syntax(line: &[u8]) -> HttpError {
+    HttpError::BadRequest(format!(
+        "Bad request syntax ({})",
+        py_repr(&String::from_utf8_lossy(line))
+    ))
+}
+
+/// `METHOD SP request-target SP HTTP-version`, split on runs of spaces or
+/// tabs as Python splits it.
+fn parse_request_line(line: &[u8]) -> Result<(Method, Bytes, Version), HttpError> {
+    let mut words = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty());
+    let (Some(method), Some(target), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Err(bad_syntax(line));
+    };
+    let version = parse_version(version)?;
+    let method = Method::from_bytes(method).map_err(|_| bad_syntax(line))?;
+    let target_ok = (target[0] == b'/' || target == b"*" || is_absolute_form(target))
+        && target.iter().all(|&b| b > 0x20 && b != 0x7f);
+    if !target_ok {
+        return Err(bad_syntax(line));
+    }
+    Ok((method, Bytes::copy_from_slice(target), version))
+}
+
+fn is_absolute_form(target: &[u8]) -> bool {
+    let lower = |n: usize| target.get(..n).map(<[u8]>::to_ascii_lowercase);
+    lower(7).as_deref() == Some(b"http://") || lower(8).as_deref() == Some(b"https://")
+}
+
+/// `HTTP/d.d`, as Python checks it: 400 if malformed, 505 if not 1.x.
+fn parse_version(word: &[u8]) -> Result<Version, HttpError> {
+    let text = String::from_utf8_lossy(word);
+    let bad = || HttpError::BadRequest(format!("Bad request version ({})", py_repr(&text)));
+    let number = word.strip_prefix(b"HTTP/").ok_or_else(bad)?;
+    let mut parts = number.split(|&b| b == b'.');
+    let (Some(major), Some(minor), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let digits = |p: &[u8]| !p.is_empty() && p.len() <= 10 && p.iter().all(u8::is_ascii_digit);
+    if !digits(major) || !digits(minor) {
+        return Err(bad());
+    }
+    let value = |p: &[u8]| p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    match (value(major), value(minor)) {
+        (1, 0) => Ok(Version::HTTP_10),
+        (1, _) => Ok(Version::HTTP_11),
+        _ => Err(HttpError::VersionNotSupported(
+            String::from_utf8_lossy(number).into_owned(),
+        )),
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// The body's framing, per RFC 9112 §6.3, refusing every ambiguity.
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HttpError> {
+    let bad = |why: &str| HttpError::BadRequest(why.to_string());
+    let mut length: Option<u64> = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(bad("Bad Content-Length"));
+        }
+        let n = bytes.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|prev| prev != n) {
+            return Err(bad("Conflicting Content-Length"));
+        }
+        length = Some(n);
+    }
+
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .peekable();
+    if codings.peek().is_none() {
+        return Ok(length.map_or(Framing::Empty, Framing::Length));
+    }
+    if version == Version::HTTP_10 {
+        return Err(bad("Transfer-Encoding in HTTP/1.0"));
+    }
+    if length.is_some() {
+        return Err(bad("Content-Length with Transfer-Encoding"));
+    }
+    let codings: Vec<&[u8]> = codings.collect();
+    let chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
+    match codings.as_slice() {
+        [only] if chunked(only) => Ok(Framing::Chunked),
+        [.., last] if chunked(last) => Err(HttpError::UnsupportedTransferCoding),
+        _ => Err(bad("Transfer-Encoding without chunked")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn parse(raw: &str) -> Result<Option<(Head, usize)>, HeadError> {
+        parse_head(raw.as_bytes(), &Limits::default())
+    }
+
+    fn head(raw: &str) -> Head {
+        parse(raw).expect("valid").expect("complete").0
+    }
+
+    fn status(raw: &str) -> StatusCode {
+        parse(raw).expect_err(raw).error.status()
+    }
+
+    fn message(raw: &str) -> String {
+        parse(raw).expect_err(raw).error.message().into_owned()
+    }
+
+    #[test]
+    fn simple_get() {
+        let raw = "GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\nNEXT";
+        let (h, used) = parse(raw).expect("ok").expect("complete");
+        assert_eq!(used, raw.len() - 4);
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(&h.target[..], b"/a?b");
+        assert_eq!(h.version, Version::HTTP_11);
+        assert_eq!(h.framing, Framing::Empty);
+        assert!(h.keep_alive);
+        assert_eq!(&h.request_line[..], b"GET /a?b HTTP/1.1");
+    }
+
+    #[test]
+    fn partial_heads_need_more() {
+        assert!(
+            parse("GET / HTTP/1.1\r\nHost: x\r\n")
+                .expect("ok")
+                .is_none()
+        );
+        assert!(parse("GET / HT").expect("ok").is_none());
+    }
+
+    #[test]
+    fn bare_lf_is_accepted() {
+        assert_eq!(head("GET / HTTP/1.0\n\n").version, Version::HTTP_10);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: x, close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn malformed_request_lines_read_like_python() {
+        assert_eq!(message("GARBAGE\r\n\r\n"), "Bad request syntax ('GARBAGE')");
+        assert_eq!(message("GET /\r\n\r\n"), "Bad request syntax ('GET /')");
+        assert_eq!(
+            status("GET / HTTP/1.1 extra\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status("GET noslash HTTP/1.1\r\nHost: x\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            message("GET / HTTP/2.0\r\n\r\n"),
+            "Invalid HTTP version (2.0)"
+        );
+        assert_eq!(
+            status("GET / HTTP/2.0\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            status("GET / HTTP/0.9\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            message("GET / HTTP/1\r\n\r\n"),
+            "Bad request version ('HTTP/1')"
+        );
+        assert_eq!(
+            message("GET / FOO/1.1\r\n\r\n"),
+            "Bad request version ('FOO/1.1')"
+        );
+        assert_eq!(status("GET / HTTP/1.x\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status("GET / HTTP/1.12345678901\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            head("GET / HTTP/1.2\r\nHost: x\r\n\r\n").version,
+            Version::HTTP_11
+        );
+    }
+
+    #[test]
+    fn long_request_line_is_414_even_before_it_ends() {
+        let limits = Limits {
+            max_request_line: 32,
+            ..Limits::default()
+        };
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40));
+        let err = parse_head(long.as_bytes(), &limits).expect_err("too long");
+        assert_eq!(err.error.status(), StatusCode::URI_TOO_LONG);
+        let unfinished = format!("GET /{}", "a".repeat(40));
+        let err = parse_head(unfinished.as_bytes(), &limits).expect_err("too long");
+        assert_eq!(err.error.status(), StatusCode::URI_TOO_LONG);
+    }
+
+    #[test]
+    fn header_limits() {
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+        assert_eq!(status(&raw), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "v".repeat(70_000));
+        assert_eq!(status(&big), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let fits: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
+        head(&format!("GET / HTTP/1.1\r\nHost: x\r\n{fits}\r\n"));
+    }
+
+    #[test]
+    fn framing_ambiguities_are_refused() {
+        let cases = [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n  folded\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ];
+        for raw in cases {
+            assert_eq!(status(raw), StatusCode::BAD_REQUEST, "{raw:?}");
+            assert!(
+                parse(raw).expect_err(raw).error.closes_connection(),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn framings() {
+        let h =
+            head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(5));
+        let h = head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(h.framing, Framing::Chunked);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            StatusCode::NOT_IMPLEMENTED
+        );
+    }
+
+    #[test]
+    fn expectations() {
+        assert!(head("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n").expect_continue);
+        assert!(!head("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n"),
+            StatusCode::EXPECTATION_FAILED
+        );
+    }
+
+    #[test]
+    fn absolute_and_asterisk_forms() {
+        assert_eq!(
+            &head("GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n").target[..],
+            b"http://x/a"
+        );
+        assert_eq!(
+            &head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").target[..],
+            b"*"
+        );
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let len = (seed % 64) as usize;
+            let mut bytes = Vec::with_capacity(len);
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                bytes.push(b"GET /HTP1.0\r\n: \tHost%\x00\xff"[(seed % 23) as usize]);
+            }
+            let _ = parse_head(&bytes, &Limits::default());
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Response head and body on the wire.
+//!
+//! The writer owns framing: it adds `Content-Length` (every response here
+//! has a known length) and `Connection`, sends no body for HEAD, 1xx, 204 and
+//! 304, and writes the head and an in-memory body with a single `write`, so
+//! a keep-alive response is one segment (no Nagle stall between head and
+//! body). File bodies follow the head with `sendfile(2)`. Every write is
+//! bounded by the I/O timeout, so a client that stops reading cannot hold
+//! the connection open.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode, Version};
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::response::{Body, Response};
+
+/// In-memory bodies up to this size are copied after the head and written
+/// together with it.
+const COALESCE_LIMIT: usize = 64 * 1024;
+/// Largest single `sendfile` call.
+const SENDFILE_CHUNK: usize = 8 << 20;
+
+/// How the response is framed for this request.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing {
+    /// The version written in the status line.
+    pub version: Version,
+    /// The request's version (a keep-alive HTTP/1.0 client is told so).
+    pub request_version: Version,
+    /// Whether the request was HEAD (headers only).
+    pub head_only: bool,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+}
+
+/// Whether a response with this status may carry content.
+pub fn status_allows_body(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// Writes `response` to `stream`; returns how many body bytes were sent.
+pub async fn write_response(
+    stream: &mut TcpStream,
+    response: Response,
+    framing: Framing,
+    io_timeout: Duration,
+) -> io::Result<u64> {
+    let allows_body = status_allows_body(response.status);
+    let body_len = response.body.len();
+    let mut out = Vec::with_capacity(
+        256 + if allows_body {
+            body_len.min(COALESCE_LIMIT as u64) as usize
+        } else {
+            0
+        },
+    );
+    encode_head(
+        &mut out,
+        &response.status,
+        &response.headers,
+        allows_body.then_some(body_len),
+        framing,
+    );
+    let send_body = allows_body && !framing.head_only;
+    match response.body {
+        Body::Bytes(bytes) if send_body && bytes.len() <= COALESCE_LIMIT => {
+            out.extend_from_slice(&bytes);
+            write_all(stream, &out, io_timeout).await?;
+        }
+        Body::Bytes(bytes) if send_body => {
+            write_all(stream, &out, io_timeout).await?;
+            write_all(stream, &bytes, io_timeout).await?;
+        }
+        Body::File { file, offset, len } if send_body => {
+            write_all(stream, &out, io_timeout).await?;
+            send_file(stream, &file, offset, len, io_timeout).await?;
+        }
+        _ => write_all(stream, &out, io_timeout).await?,
+    }
+    Ok(if send_body { body_len } else { 0 })
+}
+
+/// Serialises the status line and header fields.
+fn encode_head(
+    out: &mut Vec<u8>,
+    status: &StatusCode,
+    headers: &HeaderMap,
+    content_length: Option<u64>,
+    framing: Framing,
+) {
+    out.extend_from_slice(if framing.version == Version::HTTP_10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        push_title_case(out, name.as_str());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(len) = content_length {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !framing.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if framing.request_version == Version::HTTP_10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a lower-case header name as `Title-Case` (`ETag` as such), the
+/// way Python, nginx and browsers' developer tools show them.
+fn push_title_case(out: &mut Vec<u8>, name: &str) {
+    if name == "etag" {
+        out.extend_from_slice(b"ETag");
+        return;
+    }
+    let mut upper = true;
+    for &b in name.as_bytes() {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8], io_timeout: Duration) -> io::Result<()> {
+    timeout(io_timeout, stream.write_all(bytes))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
+}
+
+/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`. A file
+/// that shrinks while being sent ends the connection (the client sees a
+/// short body against its `Content-Length`, never a silently wrong one).
+async fn send_file(
+    stream: &mut TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    io_timeout: Duration,
+) -> io::Result<()> {
+    let stream: &TcpStream = stream;
+    let mut position = offset;
+    let end = offset + len;
+    while position < end {
+        let want = (end - position).min(SENDFILE_CHUNK as u64) as usize;
+        timeout(io_timeout, stream.writable())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream.as_fd(), file.as_fd(), Some(&mut position), want)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while sending",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn head(
+        status: StatusCode,
+        len: Option<u64>,
+        keep_alive: bool,
+        request_version: Version,
+    ) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.insert("etag", HeaderValue::from_static("\"x\""));
+        let mut out = Vec::new();
+        let framing = Framing {
+            version: Version::HTTP_11,
+            request_version,
+            head_only: false,
+            keep_alive,
+        };
+        encode_head(&mut out, &status, &headers, len, framing);
+        String::from_utf8(out).expect("ascii")
+    }
+
+    #[test]
+    fn head_is_title_cased_with_length() {
+        assert_eq!(
+            head(StatusCode::OK, Some(3), true, Version::HTTP_11),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"x\"\r\nContent-Length: 3\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_header_follows_keep_alive() {
+        assert!(
+            head(StatusCode::OK, Some(0), false, Version::HTTP_11)
+                .contains("Connection: close\r\n")
+        );
+        assert!(
+            head(StatusCode::OK, Some(0), true, Version::HTTP_10)
+                .contains("Connection: keep-alive\r\n")
+        );
+    }
+
+    #[test]
+    fn not_modified_has_no_length() {
+        assert!(
+            !head(StatusCode::NOT_MODIFIED, None, true, Version::HTTP_11)
+                .contains("Content-Length")
+        );
+        assert!(!status_allows_body(StatusCode::NOT_MODIFIED));
+        assert!(!status_allows_body(StatusCode::NO_CONTENT));
+        assert!(!status_allows_body(StatusCode::CONTINUE));
+        assert!(status_allows_body(StatusCode::NOT_FOUND));
+    }
+}

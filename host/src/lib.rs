@@ -1,0 +1,25 @@
+//! wasmhttpd: `python -m http.server`, rebuilt in Rust.
+//!
+//! A request's way through the code, top to bottom:
+//! [`server`] accepts → [`http1`] parses → [`service`] routes ([`route`]) →
+//! a backend ([`static_files`], with [`listing`]) → [`response`] →
+//! [`http1::write`] frames it → [`access_log`].
+
+pub mod access_log;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fs_root;
+pub mod http1;
+pub mod listing;
+pub mod mime;
+pub mod range;
+pub mod request;
+pub mod response;
+pub mod route;
+pub mod safe_path;
+pub mod server;
+pub mod service;
+pub mod static_files;
+pub mod validators;

@@ -1,0 +1,50 @@
+//! The `wasmhttpd` binary: arguments → configuration → bind → serve.
+//!
+//! Only here does an error become an exit status: a bad flag exits 2 with
+//! one line on stderr (as argparse does), any other startup error exits 1
+//! with one line.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use wasmhttpd::cli::Args;
+use wasmhttpd::config::Config;
+use wasmhttpd::server;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let rendered = error.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("wasmhttpd: {message} (see wasmhttpd --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wasmhttpd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::try_from(args)?;
+    let listener = server::bind(&config.bind)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(server::run(config, listener))?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}

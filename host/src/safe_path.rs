@@ -1,0 +1,205 @@
+//! URL path → a relative file path that cannot leave the served root.
+//!
+//! What this defends against, and how:
+//! - **Dot segments** (`/../../etc/passwd`, `%2e%2e`): the path is
+//!   percent-decoded first, then `.` and `..` are resolved as RFC 3986's
+//!   remove_dot_segments does, clamped at the root (Python's `normpath`
+//!   behaves the same), so no `..` survives into the file path.
+//! - **Encoded separators** (`%2F`, `%5C`, CVE-2014-4650's `%2f` trick) and
+//!   **backslashes**: a `/` that was percent-encoded, or any `\`, is refused
+//!   with 400 instead of being reinterpreted as a separator.
+//! - **NUL bytes** (`%00`): refused with 400; they would truncate the path
+//!   at the C boundary.
+//! - **Symlinks out of the root**: not this module's job; the root handle
+//!   (`fs_root`) opens with `RESOLVE_BENEATH`, so the kernel refuses them.
+//!
+//! Invalid percent escapes (`%zz`) are kept literally, as Python keeps them.
+//! Names are bytes, not UTF-8, as file names are on Unix.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::error::HttpError;
+
+/// A decoded, normalised request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPath {
+    /// The path's segments, decoded, none empty, `.` or `..`.
+    pub segments: Vec<Vec<u8>>,
+    /// Whether the decoded path ends in `/` (or in a dot segment, which
+    /// names a directory).
+    pub trailing_slash: bool,
+}
+
+impl UrlPath {
+    /// Decodes and normalises the path part of a request target (no query).
+    pub fn parse(raw: &[u8]) -> Result<UrlPath, HttpError> {
+        let decoded = percent_decode(raw)?;
+        let mut segments: Vec<Vec<u8>> = Vec::new();
+        let mut trailing_slash = decoded.last() == Some(&b'/');
+        for segment in decoded.split(|&b| b == b'/') {
+            match segment {
+                b"" => {}
+                b"." => trailing_slash = true,
+                b".." => {
+                    segments.pop();
+                    trailing_slash = true;
+                }
+                name => {
+                    segments.push(name.to_vec());
+                    trailing_slash = false;
+                }
+            }
+        }
+        if decoded.last() == Some(&b'/') {
+            trailing_slash = true;
+        }
+        Ok(UrlPath {
+            segments,
+            trailing_slash,
+        })
+    }
+
+    /// The path relative to the root (`.` for the root itself).
+    pub fn relative(&self) -> PathBuf {
+        if self.segments.is_empty() {
+            return PathBuf::from(".");
+        }
+        let mut path = PathBuf::new();
+        for segment in &self.segments {
+            path.push(OsStr::from_bytes(segment));
+        }
+        path
+    }
+
+    /// The decoded path as shown to people: `/a/b/` (lossy for non-UTF-8).
+    pub fn display(&self) -> String {
+        let mut out = String::from("/");
+        for segment in &self.segments {
+            out.push_str(&String::from_utf8_lossy(segment));
+            out.push('/');
+        }
+        if !self.trailing_slash && !self.segments.is_empty() {
+            out.pop();
+        }
+        out
+    }
+
+    /// The last segment, if any: the name used to pick a media type.
+    pub fn file_name(&self) -> Option<&[u8]> {
+        self.segments.last().map(Vec::as_slice)
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn bad_path(raw: &[u8]) -> HttpError {
+    HttpError::BadRequest(format!(
+        "Bad request path ({})",
+        crate::error::py_repr(&String::from_utf8_lossy(raw))
+    ))
+}
+
+/// Percent-decodes `raw`, refusing encoded `/`, any `\`, and NUL.
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            ) {
+                let decoded = h << 4 | l;
+                if matches!(decoded, b'/' | b'\\' | 0) {
+                    return Err(bad_path(raw));
+                }
+                out.push(decoded);
+                i += 3;
+                continue;
+            }
+        } else if matches!(b, b'\\' | 0) {
+            return Err(bad_path(raw));
+        }
+        out.push(b);
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> UrlPath {
+        UrlPath::parse(raw.as_bytes()).expect("valid path")
+    }
+
+    fn rel(raw: &str) -> String {
+        parse(raw).relative().to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn dot_segments_are_clamped_at_the_root() {
+        assert_eq!(rel("/../../etc/passwd"), "etc/passwd");
+        assert_eq!(rel("/a/b/../../../c"), "c");
+        assert_eq!(rel("/%2e%2e/%2E%2E/x"), "x");
+        assert_eq!(rel("/./a/./b"), "a/b");
+        assert_eq!(rel("/"), ".");
+        assert_eq!(rel("/.."), ".");
+    }
+
+    #[test]
+    fn decoding_keeps_spaces_utf8_and_invalid_escapes() {
+        assert_eq!(rel("/a%20b"), "a b");
+        assert_eq!(rel("/caf%C3%A9"), "café");
+        assert_eq!(rel("/100%zz"), "100%zz");
+        assert_eq!(rel("/50%"), "50%");
+        assert_eq!(parse("/%ff").segments, vec![vec![0xff]]);
+    }
+
+    #[test]
+    fn empty_segments_collapse() {
+        assert_eq!(rel("//a///b"), "a/b");
+    }
+
+    #[test]
+    fn trailing_slash_is_recorded() {
+        assert!(parse("/dir/").trailing_slash);
+        assert!(!parse("/dir").trailing_slash);
+        assert!(parse("/dir/.").trailing_slash);
+        assert!(parse("/dir/sub/..").trailing_slash);
+        assert!(parse("/").trailing_slash);
+    }
+
+    #[test]
+    fn encoded_separators_backslashes_and_nul_are_refused() {
+        for raw in [
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00b",
+            "/%2e%2e%2f%2e%2e%2fetc",
+        ] {
+            let err = UrlPath::parse(raw.as_bytes()).expect_err(raw);
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{raw}");
+        }
+    }
+
+    #[test]
+    fn display_shows_the_decoded_path() {
+        assert_eq!(parse("/a%20b/").display(), "/a b/");
+        assert_eq!(parse("/").display(), "/");
+        assert_eq!(parse("/x/y").display(), "/x/y");
+    }
+}
