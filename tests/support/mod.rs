@@ -1,0 +1,326 @@
+//! Test harness: the real `wasmhttpd` binary on an ephemeral loopback port.
+//!
+//! [`Server::start`] runs the binary with port 0, reads the bound address
+//! from its banner (never a pre-picked "free" port, which would race), and
+//! collects its stderr (the access log) in the background. The process is
+//! killed when the `Server` is dropped. Requests are raw bytes over a
+//! `TcpStream` with read timeouts, so a test can send anything and can never
+//! hang.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single test read may wait.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// The address from the banner (loopback).
+    pub addr: SocketAddr,
+    /// The banner line.
+    pub banner: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wasmhttpd")
+}
+
+impl Server {
+    /// Serves `dir` on 127.0.0.1, port 0, with extra arguments.
+    pub fn start(dir: &Path, args: &[&str]) -> Server {
+        let mut all = vec!["0", "--bind", "127.0.0.1", "--directory"];
+        let dir = dir.to_str().expect("utf-8 path");
+        all.push(dir);
+        all.extend_from_slice(args);
+        Server::start_raw(&all)
+    }
+
+    /// Runs the binary with exactly these arguments and waits for its banner.
+    pub fn start_raw(args: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wasmhttpd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let banner = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let log = log.lock().expect("log").join("\n");
+                panic!("no banner from wasmhttpd {args:?}; stderr:\n{log}");
+            }
+        };
+        let port: u16 = banner
+            .split(" port ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in banner {banner:?}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Server {
+            child,
+            addr,
+            banner,
+            log,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Opens a connection with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        stream
+    }
+
+    /// Sends `raw` on a new connection and reads until the server closes it.
+    pub fn raw(&self, raw: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(raw).expect("send");
+        read_to_close(&mut stream)
+    }
+
+    /// Sends one request (with `Connection: close`) and parses the response.
+    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        let bytes = self.raw(raw.as_bytes());
+        Response::parse(&bytes, method == "HEAD").unwrap_or_else(|| {
+            panic!(
+                "unparseable response to {target}: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    }
+
+    /// `GET target`.
+    pub fn get(&self, target: &str) -> Response {
+        self.request("GET", target, &[])
+    }
+
+    /// The access log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits (bounded) until a log line satisfies `pred`; returns it.
+    pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + READ_TIMEOUT;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log line not found; log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's peak resident memory so far, in KiB (Linux `VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until EOF (or a reset, after which what arrived is returned).
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
+        }
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status line's version, e.g. `HTTP/1.1`.
+    pub version: String,
+    /// The status code.
+    pub status: u16,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Bytes after this response (a pipelined next response).
+    pub rest: Vec<u8>,
+}
+
+impl Response {
+    /// Parses one response at the start of `bytes`; `head_only` for a HEAD.
+    pub fn parse(bytes: &[u8], head_only: bool) -> Option<Response> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?;
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next()?.to_string();
+        let status = parts.next()?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("header line");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let start = end + 4;
+        let length = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse::<usize>().expect("length"));
+        let no_body = head_only || status == 304 || status == 204 || (100..200).contains(&status);
+        let body_len = if no_body {
+            0
+        } else {
+            length.unwrap_or(bytes.len() - start)
+        };
+        if bytes.len() < start + body_len {
+            return None;
+        }
+        Some(Response {
+            version,
+            status,
+            headers,
+            body: bytes[start..start + body_len].to_vec(),
+            rest: bytes[start + body_len..].to_vec(),
+        })
+    }
+
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads exactly one response from a kept-alive connection.
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(response) = Response::parse(&bytes, head_only) {
+            let complete_length = response
+                .header("content-length")
+                .map(|v| v.parse::<usize>().expect("length"));
+            if head_only || complete_length.is_some() {
+                return response;
+            }
+        }
+        let n = stream.read(&mut buf).expect("read response");
+        assert!(
+            n > 0,
+            "connection closed before a full response: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A directory tree for a test, removed when dropped.
+pub fn site() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Writes `content` to `dir/relative`, creating parents.
+pub fn write(dir: &Path, relative: &str, content: impl AsRef<[u8]>) {
+    let path = dir.join(relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(path, content).expect("write");
+}
