@@ -41,7 +41,7 @@ fn malformed_request_lines_get_400_with_pythons_message() {
     let r = assert_rejected(&server, b"GARBAGE\r\n\r\n", 400);
     assert!(
         r.text()
-            .contains("Message: Bad request syntax (&#x27;GARBAGE&#x27;)."),
+            .contains("Message: Bad request syntax ('GARBAGE')."),
         "{}",
         r.text()
     );
@@ -215,9 +215,8 @@ fn method_nothing_handles_is_501_like_python() {
         let r = server.request(method, "/f.txt", &[]);
         assert_eq!(r.status, 501, "{method}");
         assert!(
-            r.text().contains(&format!(
-                "Message: Unsupported method (&#x27;{method}&#x27;)."
-            )),
+            r.text()
+                .contains(&format!("Message: Unsupported method ('{method}').")),
             "{}",
             r.text()
         );

@@ -158,9 +158,11 @@ fn explanation(status: StatusCode) -> &'static str {
     }
 }
 
-/// Escapes `&`, `<`, `>`, `"` and `'` for HTML text and attribute values.
+/// Escapes `&`, `<` and `>` for HTML text, as Python's
+/// `html.escape(s, quote=False)` does. Not for attribute values: those this
+/// server writes are percent-encoded or numeric.
 pub fn html_escape(text: &str) -> Cow<'_, str> {
-    if !text.contains(['&', '<', '>', '"', '\'']) {
+    if !text.contains(['&', '<', '>']) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -169,8 +171,6 @@ pub fn html_escape(text: &str) -> Cow<'_, str> {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
             c => out.push(c),
         }
     }
