@@ -2,13 +2,13 @@
 //!
 //! Every backend returns `Result<Response, HttpError>`; an error becomes
 //! Python's error page here, so whatever happens, the client gets a real
-//! response. Finalising adds the headers every response carries (`Server`,
-//! `Date`). The connection layer then frames and writes the response and
+//! response. The connection layer then frames and writes it (adding the
+//! headers every response carries: `Server`, `Date`, `Content-Length`) and
 //! records it in the access log.
 
 use std::net::SocketAddr;
 
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 
 use crate::access_log::AccessLog;
 use crate::error::HttpError;
@@ -17,9 +17,6 @@ use crate::request::Request;
 use crate::response::Response;
 use crate::route::{Route, Router};
 use crate::static_files;
-
-/// The `Server` header value.
-pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
 
 /// Everything needed to answer requests.
 #[derive(Debug)]
@@ -47,16 +44,11 @@ impl Service {
                 request.method.as_str().to_owned(),
             )),
         };
-        let response = result.unwrap_or_else(|error| self.error_page(&error));
-        finalize(response)
+        result.unwrap_or_else(|error| self.error_response(&error))
     }
 
-    /// The finalised error page for a request that never reached a backend.
+    /// The error page for `error` (internal details go to the log).
     pub fn error_response(&self, error: &HttpError) -> Response {
-        finalize(self.error_page(error))
-    }
-
-    fn error_page(&self, error: &HttpError) -> Response {
         if let HttpError::Internal(detail) = error {
             eprintln!("wasmhttpd: internal error: {detail}");
         }
@@ -74,15 +66,4 @@ impl Service {
         self.access_log
             .record(peer.ip(), request_line, status, size);
     }
-}
-
-/// Adds the header fields every response carries.
-/// They come first, in Python's order (`Server`, `Date`, then the rest).
-fn finalize(mut response: Response) -> Response {
-    let mut headers = http::HeaderMap::with_capacity(response.headers.len() + 2);
-    headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
-    headers.insert(header::DATE, crate::clock::http_date());
-    headers.extend(response.headers);
-    response.headers = headers;
-    response
 }

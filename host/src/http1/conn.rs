@@ -164,10 +164,7 @@ async fn read_head(
                 deadline = Instant::now() + settings.header_timeout;
             }
             match parse_head(buf, &settings.limits) {
-                Ok(Some((head, used))) => {
-                    buf.advance(used);
-                    return Next::Request(head);
-                }
+                Ok(Some(head)) => return Next::Request(head),
                 Ok(None) => {}
                 Err(rejected) => return Next::Reject(rejected),
             }

@@ -9,11 +9,17 @@
 //! `chunked`, obs-fold, whitespace before `:`, a missing or repeated `Host`
 //! on HTTP/1.1 — each is a 400, and the connection closes after it.
 
-use bytes::Bytes;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 
 use crate::error::{HttpError, py_repr};
+
+/// The most header fields any configuration may allow (slots live on the
+/// stack).
+pub const MAX_HEADERS: usize = 128;
 
 /// Size limits on a request head.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +28,7 @@ pub struct Limits {
     pub max_request_line: usize,
     /// Most bytes in the header block (431 beyond).
     pub max_header_bytes: usize,
-    /// Most header fields (431 beyond).
+    /// Most header fields (431 beyond), at most [`MAX_HEADERS`].
     pub max_headers: usize,
 }
 
@@ -79,9 +85,10 @@ pub struct HeadError {
 }
 
 /// Parses a request head at the start of `buf` (leading empty lines already
-/// skipped). `Ok(None)` means more bytes are needed; on success, returns the
-/// head and how many bytes of `buf` it used.
-pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, HeadError> {
+/// skipped). `Ok(None)` means more bytes are needed. On success the head's
+/// bytes are split off `buf`, and the target, request line and header
+/// values are slices of them: no copies.
+pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, HeadError> {
     let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_request_line + 1 {
             return Err(HeadError {
@@ -91,52 +98,88 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         }
         return Ok(None);
     };
-    let line = buf[..newline]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[..newline]);
-    if line.len() > limits.max_request_line {
+    let line_len = if newline > 0 && buf[newline - 1] == b'\r' {
+        newline - 1
+    } else {
+        newline
+    };
+    if line_len > limits.max_request_line {
         return Err(HeadError {
             error: HttpError::UriTooLong,
             request_line: Bytes::new(),
         });
     }
-    let request_line = Bytes::copy_from_slice(line);
+    let line_error = |error: HttpError, buf: &BytesMut| HeadError {
+        error,
+        request_line: Bytes::copy_from_slice(&buf[..line_len]),
+    };
+    let (method, target, version) =
+        parse_request_line(&buf[..line_len]).map_err(|e| line_error(e, buf))?;
+
+    // Header fields, as ranges into `buf`, so the borrow ends before the split.
+    let mut fields: [(Range<usize>, Range<usize>); MAX_HEADERS] =
+        std::array::from_fn(|_| (0..0, 0..0));
+    let field_count;
+    let block_len;
+    {
+        let block = &buf[newline + 1..];
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS)];
+        match httparse::parse_headers(block, slots) {
+            Ok(httparse::Status::Complete((len, parsed))) => {
+                let base = buf.as_ptr() as usize;
+                for (slot, field) in fields.iter_mut().zip(parsed.iter()) {
+                    let name = field.name.as_ptr() as usize - base;
+                    let value = field.value.as_ptr() as usize - base;
+                    *slot = (
+                        name..name + field.name.len(),
+                        value..value + field.value.len(),
+                    );
+                }
+                field_count = parsed.len();
+                block_len = len;
+            }
+            Ok(httparse::Status::Partial) => {
+                if block.len() > limits.max_header_bytes {
+                    let error = HttpError::HeaderFieldsTooLarge("Header block too large");
+                    return Err(line_error(error, buf));
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(line_error(
+                    HttpError::HeaderFieldsTooLarge("Too many headers"),
+                    buf,
+                ));
+            }
+            Err(_) => {
+                return Err(line_error(
+                    HttpError::BadRequest("Bad header field".into()),
+                    buf,
+                ));
+            }
+        }
+    }
+    if block_len > limits.max_header_bytes {
+        return Err(line_error(
+            HttpError::HeaderFieldsTooLarge("Header block too large"),
+            buf,
+        ));
+    }
+
+    let bytes = buf.split_to(newline + 1 + block_len).freeze();
+    let request_line = bytes.slice(..line_len);
     let fail = |error: HttpError| HeadError {
         error,
         request_line: request_line.clone(),
     };
-
-    let (method, target, version) = parse_request_line(line).map_err(fail)?;
-
-    let block = &buf[newline + 1..];
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let (block_len, fields) = match httparse::parse_headers(block, &mut slots) {
-        Ok(httparse::Status::Complete((len, fields))) => (len, fields),
-        Ok(httparse::Status::Partial) => {
-            if block.len() > limits.max_header_bytes {
-                return Err(fail(HttpError::HeaderFieldsTooLarge(
-                    "Header block too large",
-                )));
-            }
-            return Ok(None);
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(fail(HttpError::HeaderFieldsTooLarge("Too many headers")));
-        }
-        Err(_) => return Err(fail(HttpError::BadRequest("Bad header field".into()))),
-    };
-    if block_len > limits.max_header_bytes {
-        return Err(fail(HttpError::HeaderFieldsTooLarge(
-            "Header block too large",
-        )));
-    }
-
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| fail(HttpError::BadRequest("Bad header field".into())))?;
-        let value = HeaderValue::from_bytes(field.value)
-            .map_err(|_| fail(HttpError::BadRequest("Bad header field".into())))?;
+    let target = bytes.slice(target);
+    let mut headers = HeaderMap::with_capacity(field_count);
+    for (name, value) in &fields[..field_count] {
+        let bad = || fail(HttpError::BadRequest("Bad header field".into()));
+        let name = HeaderName::from_bytes(&bytes[name.clone()]).map_err(|_| bad())?;
+        let value =
+            HeaderValue::from_maybe_shared(bytes.slice(value.clone())).map_err(|_| bad())?;
         headers.append(name, value);
     }
 
@@ -164,7 +207,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         Some(_) => return Err(fail(HttpError::ExpectationFailed)),
     };
 
-    let head = Head {
+    Ok(Some(Head {
         method,
         target,
         version,
@@ -173,8 +216,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, 
         keep_alive,
         expect_continue,
         request_line,
-    };
-    Ok(Some((head, newline + 1 + block_len)))
+    }))
 }
 
 fn bad_syntax(line: &[u8]) -> HttpError {
@@ -185,8 +227,8 @@ fn bad_syntax(line: &[u8]) -> HttpError {
 }
 
 /// `METHOD SP request-target SP HTTP-version`, split on runs of spaces or
-/// tabs as Python splits it.
-fn parse_request_line(line: &[u8]) -> Result<(Method, Bytes, Version), HttpError> {
+/// tabs as Python splits it. The target is returned as its range in `line`.
+fn parse_request_line(line: &[u8]) -> Result<(Method, Range<usize>, Version), HttpError> {
     let mut words = line
         .split(|&b| b == b' ' || b == b'\t')
         .filter(|w| !w.is_empty());
@@ -202,7 +244,8 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, Bytes, Version), HttpError
     if !target_ok {
         return Err(bad_syntax(line));
     }
-    Ok((method, Bytes::copy_from_slice(target), version))
+    let start = target.as_ptr() as usize - line.as_ptr() as usize;
+    Ok((method, start..start + target.len(), version))
 }
 
 fn is_absolute_form(target: &[u8]) -> bool {
@@ -286,12 +329,12 @@ mod tests {
     use super::*;
     use http::StatusCode;
 
-    fn parse(raw: &str) -> Result<Option<(Head, usize)>, HeadError> {
-        parse_head(raw.as_bytes(), &Limits::default())
+    fn parse(raw: &str) -> Result<Option<Head>, HeadError> {
+        parse_head(&mut BytesMut::from(raw.as_bytes()), &Limits::default())
     }
 
     fn head(raw: &str) -> Head {
-        parse(raw).expect("valid").expect("complete").0
+        parse(raw).expect("valid").expect("complete")
     }
 
     fn status(raw: &str) -> StatusCode {
@@ -304,9 +347,16 @@ mod tests {
 
     #[test]
     fn simple_get() {
-        let raw = "GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\nNEXT";
-        let (h, used) = parse(raw).expect("ok").expect("complete");
-        assert_eq!(used, raw.len() - 4);
+        let mut buf =
+            BytesMut::from(&b"GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\nNEXT"[..]);
+        let h = parse_head(&mut buf, &Limits::default())
+            .expect("ok")
+            .expect("complete");
+        assert_eq!(&buf[..], b"NEXT", "the head is split off, the rest stays");
+        assert_eq!(
+            h.headers.get("user-agent").map(|v| v.as_bytes()),
+            Some(&b"t"[..])
+        );
         assert_eq!(h.method, Method::GET);
         assert_eq!(&h.target[..], b"/a?b");
         assert_eq!(h.version, Version::HTTP_11);
@@ -396,10 +446,11 @@ mod tests {
             ..Limits::default()
         };
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(40));
-        let err = parse_head(long.as_bytes(), &limits).expect_err("too long");
+        let err = parse_head(&mut BytesMut::from(long.as_bytes()), &limits).expect_err("too long");
         assert_eq!(err.error.status(), StatusCode::URI_TOO_LONG);
         let unfinished = format!("GET /{}", "a".repeat(40));
-        let err = parse_head(unfinished.as_bytes(), &limits).expect_err("too long");
+        let err =
+            parse_head(&mut BytesMut::from(unfinished.as_bytes()), &limits).expect_err("too long");
         assert_eq!(err.error.status(), StatusCode::URI_TOO_LONG);
     }
 
@@ -486,7 +537,7 @@ mod tests {
                 seed ^= seed << 17;
                 bytes.push(b"GET /HTP1.0\r\n: \tHost%\x00\xff"[(seed % 23) as usize]);
             }
-            let _ = parse_head(&bytes, &Limits::default());
+            let _ = parse_head(&mut BytesMut::from(&bytes[..]), &Limits::default());
         }
     }
 }

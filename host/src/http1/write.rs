@@ -1,7 +1,8 @@
 //! Response head and body on the wire.
 //!
-//! The writer owns framing: it adds `Content-Length` (every response here
-//! has a known length) and `Connection`, sends no body for HEAD, 1xx, 204 and
+//! The writer owns framing: it adds `Server` and `Date` (first, as Python
+//! orders them), `Content-Length` (every response here has a known length)
+//! and `Connection`, sends no body for HEAD, 1xx, 204 and
 //! 304, and writes the head and an in-memory body with a single `write`, so
 //! a keep-alive response is one segment (no Nagle stall between head and
 //! body). File bodies follow the head with `sendfile(2)`. Every write is
@@ -18,6 +19,9 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::response::{Body, Response};
+
+/// The `Server` header value.
+pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
 
 /// In-memory bodies up to this size are copied after the head and written
 /// together with it.
@@ -103,6 +107,12 @@ fn encode_head(
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    // Every response carries these, first, in Python's order.
+    out.extend_from_slice(b"Server: ");
+    out.extend_from_slice(SERVER.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(crate::clock::http_date().as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         push_title_case(out, name.as_str());
@@ -209,7 +219,11 @@ mod tests {
     fn head_is_title_cased_with_length() {
         assert_eq!(
             head(StatusCode::OK, Some(3), true, Version::HTTP_11),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"x\"\r\nContent-Length: 3\r\n\r\n"
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nDate: {}\r\n\
+                 Content-Type: text/plain\r\nETag: \"x\"\r\nContent-Length: 3\r\n\r\n",
+                crate::clock::http_date().to_str().expect("ascii")
+            )
         );
     }
 
