@@ -18,15 +18,16 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::error::HttpError;
 
 /// A decoded, normalised request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlPath {
-    /// The path's segments, decoded, none empty, `.` or `..`.
-    pub segments: Vec<Vec<u8>>,
+    /// The path relative to the root, `/`-separated, decoded, with no empty,
+    /// `.` or `..` segment; empty for the root itself.
+    relative: Vec<u8>,
     /// Whether the decoded path ends in `/` (or in a dot segment, which
     /// names a directory).
     pub trailing_slash: bool,
@@ -36,18 +37,22 @@ impl UrlPath {
     /// Decodes and normalises the path part of a request target (no query).
     pub fn parse(raw: &[u8]) -> Result<UrlPath, HttpError> {
         let decoded = percent_decode(raw)?;
-        let mut segments: Vec<Vec<u8>> = Vec::new();
-        let mut trailing_slash = decoded.last() == Some(&b'/');
+        let mut relative = Vec::with_capacity(decoded.len());
+        let mut trailing_slash = false;
         for segment in decoded.split(|&b| b == b'/') {
             match segment {
                 b"" => {}
                 b"." => trailing_slash = true,
                 b".." => {
-                    segments.pop();
+                    let parent = relative.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                    relative.truncate(parent);
                     trailing_slash = true;
                 }
                 name => {
-                    segments.push(name.to_vec());
+                    if !relative.is_empty() {
+                        relative.push(b'/');
+                    }
+                    relative.extend_from_slice(name);
                     trailing_slash = false;
                 }
             }
@@ -56,39 +61,38 @@ impl UrlPath {
             trailing_slash = true;
         }
         Ok(UrlPath {
-            segments,
+            relative,
             trailing_slash,
         })
     }
 
     /// The path relative to the root (`.` for the root itself).
-    pub fn relative(&self) -> PathBuf {
-        if self.segments.is_empty() {
-            return PathBuf::from(".");
+    pub fn relative(&self) -> &Path {
+        if self.relative.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(&self.relative))
         }
-        let mut path = PathBuf::new();
-        for segment in &self.segments {
-            path.push(OsStr::from_bytes(segment));
-        }
-        path
     }
 
     /// The decoded path as shown to people: `/a/b/` (lossy for non-UTF-8).
     pub fn display(&self) -> String {
         let mut out = String::from("/");
-        for segment in &self.segments {
-            out.push_str(&String::from_utf8_lossy(segment));
+        out.push_str(&String::from_utf8_lossy(&self.relative));
+        if self.trailing_slash && !self.relative.is_empty() {
             out.push('/');
-        }
-        if !self.trailing_slash && !self.segments.is_empty() {
-            out.pop();
         }
         out
     }
 
     /// The last segment, if any: the name used to pick a media type.
     pub fn file_name(&self) -> Option<&[u8]> {
-        self.segments.last().map(Vec::as_slice)
+        let start = self
+            .relative
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |i| i + 1);
+        (!self.relative.is_empty()).then(|| &self.relative[start..])
     }
 }
 
@@ -164,7 +168,7 @@ mod tests {
         assert_eq!(rel("/caf%C3%A9"), "café");
         assert_eq!(rel("/100%zz"), "100%zz");
         assert_eq!(rel("/50%"), "50%");
-        assert_eq!(parse("/%ff").segments, vec![vec![0xff]]);
+        assert_eq!(parse("/%ff").file_name(), Some(&[0xff][..]));
     }
 
     #[test]
@@ -194,6 +198,13 @@ mod tests {
             let err = UrlPath::parse(raw.as_bytes()).expect_err(raw);
             assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{raw}");
         }
+    }
+
+    #[test]
+    fn file_name_is_the_last_segment() {
+        assert_eq!(parse("/a/b.txt").file_name(), Some(&b"b.txt"[..]));
+        assert_eq!(parse("/b.txt").file_name(), Some(&b"b.txt"[..]));
+        assert_eq!(parse("/").file_name(), None);
     }
 
     #[test]

@@ -41,7 +41,7 @@ const NOT_FOUND: HttpError = HttpError::NotFound("File not found");
 pub fn serve(root: &Root, request: &Request) -> Result<Response, HttpError> {
     let url = UrlPath::parse(request.path())?;
     let relative = url.relative();
-    let file = root.open(&relative).map_err(|_| NOT_FOUND)?;
+    let file = root.open(relative).map_err(|_| NOT_FOUND)?;
     let stat = rustix::fs::fstat(&file).map_err(|_| NOT_FOUND)?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::Directory => {

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, header};
 #[derive(Debug, Clone)]
 pub struct Validators {
     /// The strong entity tag, quotes included.
-    pub etag: String,
+    pub etag: Vec<u8>,
     /// Modification time, whole seconds.
     pub modified: SystemTime,
 }
@@ -24,8 +24,18 @@ pub struct Validators {
 impl Validators {
     /// Validators for a file with this inode, size and modification time.
     pub fn new(inode: u64, size: u64, mtime_secs: i64, mtime_nanos: u32) -> Validators {
-        let nanos = i128::from(mtime_secs) * 1_000_000_000 + i128::from(mtime_nanos);
-        let etag = format!("\"{inode:x}-{size:x}-{nanos:x}\"");
+        let mut etag = Vec::with_capacity(48);
+        etag.push(b'"');
+        for (i, part) in [inode, size, mtime_secs as u64, u64::from(mtime_nanos)]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                etag.push(b'-');
+            }
+            push_hex(&mut etag, part);
+        }
+        etag.push(b'"');
         let modified = if mtime_secs >= 0 {
             UNIX_EPOCH + Duration::from_secs(mtime_secs.unsigned_abs())
         } else {
@@ -36,14 +46,12 @@ impl Validators {
 
     /// `Last-Modified`, as an HTTP date.
     pub fn last_modified(&self) -> HeaderValue {
-        HeaderValue::try_from(httpdate::fmt_http_date(self.modified))
-            .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+        crate::clock::date_value(self.modified)
     }
 
     /// `ETag`.
     pub fn etag_value(&self) -> HeaderValue {
-        HeaderValue::try_from(self.etag.as_str())
-            .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        HeaderValue::from_bytes(&self.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     }
 
     /// Whether a GET or HEAD with these request headers is answered 304.
@@ -67,7 +75,7 @@ impl Validators {
 
     /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
     fn matches_weakly(&self, list: &[u8]) -> bool {
-        let ours = self.etag.as_bytes();
+        let ours = self.etag.as_slice();
         list.split(|&b| b == b',')
             .map(<[u8]>::trim_ascii)
             .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == ours)
@@ -78,7 +86,7 @@ impl Validators {
     pub fn if_range_holds(&self, value: &HeaderValue) -> bool {
         let bytes = value.as_bytes().trim_ascii();
         if bytes.starts_with(b"\"") {
-            return bytes == self.etag.as_bytes();
+            return bytes == self.etag.as_slice();
         }
         if bytes.starts_with(b"W/") {
             return false;
@@ -88,6 +96,15 @@ impl Validators {
             .ok()
             .and_then(|s| httpdate::parse_http_date(s.trim()).ok())
             .is_some_and(|date| date == self.modified)
+    }
+}
+
+/// Appends `n` in lower-case hexadecimal.
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let width = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..width).rev() {
+        out.push(DIGITS[(n >> (shift * 4) & 0xf) as usize]);
     }
 }
 
@@ -110,8 +127,9 @@ mod tests {
     #[test]
     fn etag_is_strong_and_stable() {
         let v = validators();
-        assert!(v.etag.starts_with('"') && v.etag.ends_with('"'));
+        assert_eq!(v.etag, b"\"1234-400-6553f100-5\"");
         assert_eq!(v.etag, validators().etag);
+        assert_eq!(Validators::new(0, 0, 0, 0).etag, b"\"0-0-0-0\"");
         assert_ne!(
             v.etag,
             Validators::new(0x1234, 0x400, 1_700_000_000, 6).etag
@@ -121,11 +139,10 @@ mod tests {
     #[test]
     fn if_none_match() {
         let v = validators();
-        assert!(v.not_modified(&headers(&[("if-none-match", &v.etag)])));
-        assert!(v.not_modified(&headers(&[(
-            "if-none-match",
-            &format!("\"a\", W/{}", v.etag)
-        )])));
+        let etag = String::from_utf8(v.etag.clone()).expect("ascii");
+        assert!(v.not_modified(&headers(&[("if-none-match", &etag)])));
+        let listed = format!("\"a\", W/{etag}");
+        assert!(v.not_modified(&headers(&[("if-none-match", &listed)])));
         assert!(v.not_modified(&headers(&[("if-none-match", "*")])));
         assert!(!v.not_modified(&headers(&[("if-none-match", "\"other\"")])));
     }
@@ -150,7 +167,8 @@ mod tests {
     fn if_range() {
         let v = validators();
         assert!(v.if_range_holds(&v.etag_value()));
-        assert!(!v.if_range_holds(&HeaderValue::from_str(&format!("W/{}", v.etag)).expect("v")));
+        let weak = format!("W/{}", String::from_utf8_lossy(&v.etag));
+        assert!(!v.if_range_holds(&HeaderValue::from_str(&weak).expect("v")));
         assert!(v.if_range_holds(&v.last_modified()));
         let other = httpdate::fmt_http_date(v.modified + Duration::from_secs(1));
         assert!(!v.if_range_holds(&HeaderValue::from_str(&other).expect("v")));

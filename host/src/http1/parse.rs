@@ -117,49 +117,20 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
         parse_request_line(&buf[..line_len]).map_err(|e| line_error(e, buf))?;
 
     // Header fields, as ranges into `buf`, so the borrow ends before the split.
-    let mut fields: [(Range<usize>, Range<usize>); MAX_HEADERS] =
-        std::array::from_fn(|_| (0..0, 0..0));
-    let field_count;
-    let block_len;
-    {
-        let block = &buf[newline + 1..];
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS)];
-        match httparse::parse_headers(block, slots) {
-            Ok(httparse::Status::Complete((len, parsed))) => {
-                let base = buf.as_ptr() as usize;
-                for (slot, field) in fields.iter_mut().zip(parsed.iter()) {
-                    let name = field.name.as_ptr() as usize - base;
-                    let value = field.value.as_ptr() as usize - base;
-                    *slot = (
-                        name..name + field.name.len(),
-                        value..value + field.value.len(),
-                    );
-                }
-                field_count = parsed.len();
-                block_len = len;
+    let block = &buf[newline + 1..];
+    let base = buf.as_ptr() as usize;
+    let parsed = match parse_fields(block, limits.max_headers.min(MAX_HEADERS), base) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => {
+            if block.len() > limits.max_header_bytes {
+                let error = HttpError::HeaderFieldsTooLarge("Header block too large");
+                return Err(line_error(error, buf));
             }
-            Ok(httparse::Status::Partial) => {
-                if block.len() > limits.max_header_bytes {
-                    let error = HttpError::HeaderFieldsTooLarge("Header block too large");
-                    return Err(line_error(error, buf));
-                }
-                return Ok(None);
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(line_error(
-                    HttpError::HeaderFieldsTooLarge("Too many headers"),
-                    buf,
-                ));
-            }
-            Err(_) => {
-                return Err(line_error(
-                    HttpError::BadRequest("Bad header field".into()),
-                    buf,
-                ));
-            }
+            return Ok(None);
         }
-    }
+        Err(error) => return Err(line_error(error, buf)),
+    };
+    let (block_len, fields) = parsed;
     if block_len > limits.max_header_bytes {
         return Err(line_error(
             HttpError::HeaderFieldsTooLarge("Header block too large"),
@@ -174,8 +145,8 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
         request_line: request_line.clone(),
     };
     let target = bytes.slice(target);
-    let mut headers = HeaderMap::with_capacity(field_count);
-    for (name, value) in &fields[..field_count] {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in &fields {
         let bad = || fail(HttpError::BadRequest("Bad header field".into()));
         let name = HeaderName::from_bytes(&bytes[name.clone()]).map_err(|_| bad())?;
         let value =
@@ -217,6 +188,53 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
         expect_continue,
         request_line,
     }))
+}
+
+/// The name and value ranges of header fields, relative to `base`.
+type FieldRanges = Vec<(Range<usize>, Range<usize>)>;
+
+/// Parses the header block; `Ok(None)` if incomplete. Most heads have few
+/// fields, so a small array of slots is tried first, and one of `max` only
+/// when that overflows.
+fn parse_fields(
+    block: &[u8],
+    max: usize,
+    base: usize,
+) -> Result<Option<(usize, FieldRanges)>, HttpError> {
+    const FEW: usize = 24;
+    let mut few = [httparse::EMPTY_HEADER; FEW];
+    let result = match parse_into(block, &mut few[..max.min(FEW)], base) {
+        Err(httparse::Error::TooManyHeaders) if max > FEW => {
+            parse_into(block, &mut vec![httparse::EMPTY_HEADER; max], base)
+        }
+        other => other,
+    };
+    result.map_err(|error| match error {
+        httparse::Error::TooManyHeaders => HttpError::HeaderFieldsTooLarge("Too many headers"),
+        _ => HttpError::BadRequest("Bad header field".into()),
+    })
+}
+
+fn parse_into<'b>(
+    block: &'b [u8],
+    slots: &mut [httparse::Header<'b>],
+    base: usize,
+) -> Result<Option<(usize, FieldRanges)>, httparse::Error> {
+    let httparse::Status::Complete((len, parsed)) = httparse::parse_headers(block, slots)? else {
+        return Ok(None);
+    };
+    let ranges = parsed
+        .iter()
+        .map(|field| {
+            let name = field.name.as_ptr() as usize - base;
+            let value = field.value.as_ptr() as usize - base;
+            (
+                name..name + field.name.len(),
+                value..value + field.value.len(),
+            )
+        })
+        .collect();
+    Ok(Some((len, ranges)))
 }
 
 fn bad_syntax(line: &[u8]) -> HttpError {

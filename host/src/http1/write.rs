@@ -122,7 +122,7 @@ fn encode_head(
     }
     if let Some(len) = content_length {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(len.to_string().as_bytes());
+        push_decimal(out, len);
         out.extend_from_slice(b"\r\n");
     }
     if !framing.keep_alive {
@@ -131,6 +131,22 @@ fn encode_head(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Writes a lower-case header name as `Title-Case` (`ETag` as such), the
@@ -225,6 +241,15 @@ mod tests {
                 crate::clock::http_date().to_str().expect("ascii")
             )
         );
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1024, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 
     #[test]
