@@ -68,14 +68,7 @@ fn ipv6_bind_is_bracketed_in_the_banner() {
         return;
     }
     let server = Server::start_raw(&["0", "-b", "::1", "-d", dir.path().to_str().expect("utf-8")]);
-    let port = server
-        .banner
-        .split(" port ")
-        .nth(1)
-        .expect("port")
-        .split(' ')
-        .next()
-        .expect("p");
+    let port = support::banner_port(&server.banner).expect("port");
     assert_eq!(
         server.banner,
         format!("Serving HTTP on ::1 port {port} (http://[::1]:{port}/) ...")
@@ -86,34 +79,8 @@ fn ipv6_bind_is_bracketed_in_the_banner() {
 fn directory_defaults_to_the_current_directory() {
     let dir = site();
     write(dir.path(), "here.txt", "cwd");
-    let mut child = Command::new(binary())
-        .args(["0", "-b", "127.0.0.1"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut banner = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut banner).expect("banner");
-    let port: u16 = banner
-        .split(" port ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(support::READ_TIMEOUT))
-        .expect("timeout");
-    stream
-        .write_all(b"GET /here.txt HTTP/1.0\r\n\r\n")
-        .expect("send");
-    let body = Response::parse(&read_to_close(&mut stream), false)
-        .expect("r")
-        .body;
-    let _ = child.kill();
-    let _ = child.wait();
+    let server = Server::start_in(Some(dir.path()), &["0", "-b", "127.0.0.1"]);
+    let body = server.get("/here.txt").body;
     assert_eq!(body, b"cwd");
 }
 

@@ -486,3 +486,19 @@ fn quiet_silences_the_access_log() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.log().is_empty(), "{:?}", server.log());
 }
+
+#[test]
+fn expect_100_continue_on_a_request_nothing_reads_is_answered_at_once_and_closed() {
+    let (_dir, server) = server();
+    let mut stream = server.connect();
+    // The body is never sent: the client waits for 100 Continue.
+    stream
+        .write_all(
+            b"POST /f.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .expect("send");
+    let bytes = read_to_close(&mut stream);
+    let r = Response::parse(&bytes, false).expect("final response without the body");
+    assert_eq!(r.status, 501, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(r.header("connection"), Some("close"));
+}

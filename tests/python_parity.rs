@@ -37,13 +37,7 @@ impl Python {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut banner)
             .expect("banner");
-        let port = banner
-            .split(" port ")
-            .nth(1)?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok()?;
+        let port = support::banner_port(&banner)?;
         Some(Python {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

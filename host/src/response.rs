@@ -22,11 +22,11 @@ pub struct Response {
 }
 
 impl Response {
-    /// A response with no header fields yet.
+    /// A response with no header fields yet (room for a file response's).
     pub fn new(status: StatusCode, body: Body) -> Response {
         Response {
             status,
-            headers: HeaderMap::new(),
+            headers: HeaderMap::with_capacity(6),
             body,
         }
     }

@@ -36,33 +36,44 @@ pub struct UrlPath {
 impl UrlPath {
     /// Decodes and normalises the path part of a request target (no query).
     pub fn parse(raw: &[u8]) -> Result<UrlPath, HttpError> {
-        let decoded = percent_decode(raw)?;
-        let mut relative = Vec::with_capacity(decoded.len());
+        let mut path = percent_decode(raw)?;
+        let ends_in_slash = path.last() == Some(&b'/');
+        // Normalise in place: segments are copied left over what was read,
+        // so `written` never passes `read`.
+        let mut written = 0;
+        let mut read = 0;
         let mut trailing_slash = false;
-        for segment in decoded.split(|&b| b == b'/') {
-            match segment {
+        while read <= path.len() {
+            let end = path[read..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(path.len(), |i| read + i);
+            match &path[read..end] {
                 b"" => {}
                 b"." => trailing_slash = true,
                 b".." => {
-                    let parent = relative.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                    relative.truncate(parent);
+                    written = path[..written]
+                        .iter()
+                        .rposition(|&b| b == b'/')
+                        .unwrap_or(0);
                     trailing_slash = true;
                 }
-                name => {
-                    if !relative.is_empty() {
-                        relative.push(b'/');
+                _ => {
+                    if written > 0 {
+                        path[written] = b'/';
+                        written += 1;
                     }
-                    relative.extend_from_slice(name);
+                    path.copy_within(read..end, written);
+                    written += end - read;
                     trailing_slash = false;
                 }
             }
+            read = end + 1;
         }
-        if decoded.last() == Some(&b'/') {
-            trailing_slash = true;
-        }
+        path.truncate(written);
         Ok(UrlPath {
-            relative,
-            trailing_slash,
+            relative: path,
+            trailing_slash: trailing_slash || ends_in_slash,
         })
     }
 
@@ -174,6 +185,8 @@ mod tests {
     #[test]
     fn empty_segments_collapse() {
         assert_eq!(rel("//a///b"), "a/b");
+        assert_eq!(rel("/a/./b/../../c/d/.."), "c");
+        assert_eq!(rel("/abc/../de/f"), "de/f");
     }
 
     #[test]

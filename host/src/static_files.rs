@@ -8,16 +8,15 @@
 //! validators, subject to conditional and range headers; anything else
 //! (missing, unreadable, a FIFO, a device, a symlink out of the root) is 404.
 //!
-//! File I/O here is synchronous, on the worker thread, as nginx does it
-//! without `aio threads`: a small file costs one `openat2`, one `fstat` and
-//! one `pread` from the page cache, cheaper than a hop to a blocking pool.
-//! Files above [`INLINE_LIMIT`] are not read here at all: the writer sends
-//! them with `sendfile(2)`, in bounded memory.
+//! File I/O is synchronous, on the worker thread, as nginx does it without
+//! `aio threads`: a small file costs one `openat2`, one `fstat` and one
+//! `pread` from the page cache, cheaper than a hop to a blocking pool. This
+//! module only opens and inspects the file; the writer reads a small one
+//! straight into the response buffer after the head, and sends a large one
+//! with `sendfile(2)`, in bounded memory.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use rustix::fs::{FileType, Stat};
 
@@ -30,10 +29,6 @@ use crate::request::Request;
 use crate::response::{Body, Response};
 use crate::safe_path::UrlPath;
 use crate::validators::Validators;
-
-/// Files up to this size are read into memory and sent with the head in
-/// one write; larger ones go out with `sendfile`.
-pub const INLINE_LIMIT: u64 = 64 * 1024;
 
 const NOT_FOUND: HttpError = HttpError::NotFound("File not found");
 
@@ -138,18 +133,10 @@ fn file_response(
         }
     };
 
-    let body = if len <= INLINE_LIMIT && !request.is_head() {
-        let mut content = vec![0; len as usize];
-        file.read_exact_at(&mut content, start).map_err(|e| {
-            HttpError::Internal(format!("reading {}: {e}", String::from_utf8_lossy(name)))
-        })?;
-        Body::Bytes(Bytes::from(content))
-    } else {
-        Body::File {
-            file,
-            offset: start,
-            len,
-        }
+    let body = Body::File {
+        file,
+        offset: start,
+        len,
     };
     let mut response = Response::new(status, body);
     let headers = &mut response.headers;

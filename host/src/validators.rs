@@ -15,8 +15,9 @@ use http::{HeaderMap, HeaderValue, header};
 /// What identifies one version of a file.
 #[derive(Debug, Clone)]
 pub struct Validators {
-    /// The strong entity tag, quotes included.
-    pub etag: Vec<u8>,
+    /// The strong entity tag, quotes included: `etag[..etag_len]`.
+    etag: [u8; ETAG_CAPACITY],
+    etag_len: usize,
     /// Modification time, whole seconds.
     pub modified: SystemTime,
 }
@@ -24,24 +25,36 @@ pub struct Validators {
 impl Validators {
     /// Validators for a file with this inode, size and modification time.
     pub fn new(inode: u64, size: u64, mtime_secs: i64, mtime_nanos: u32) -> Validators {
-        let mut etag = Vec::with_capacity(48);
-        etag.push(b'"');
-        for (i, part) in [inode, size, mtime_secs as u64, u64::from(mtime_nanos)]
-            .into_iter()
-            .enumerate()
-        {
+        // "ino-size-secs-nanos": at most 2 + 4 * 16 + 3 bytes.
+        let mut etag = [0u8; ETAG_CAPACITY];
+        let mut etag_len = 0;
+        etag[0] = b'"';
+        etag_len += 1;
+        let parts = [inode, size, mtime_secs as u64, u64::from(mtime_nanos)];
+        for (i, part) in parts.into_iter().enumerate() {
             if i > 0 {
-                etag.push(b'-');
+                etag[etag_len] = b'-';
+                etag_len += 1;
             }
-            push_hex(&mut etag, part);
+            etag_len += write_hex(&mut etag[etag_len..], part);
         }
-        etag.push(b'"');
+        etag[etag_len] = b'"';
+        etag_len += 1;
         let modified = if mtime_secs >= 0 {
             UNIX_EPOCH + Duration::from_secs(mtime_secs.unsigned_abs())
         } else {
             UNIX_EPOCH
         };
-        Validators { etag, modified }
+        Validators {
+            etag,
+            etag_len,
+            modified,
+        }
+    }
+
+    /// The strong entity tag, quotes included.
+    pub fn etag(&self) -> &[u8] {
+        &self.etag[..self.etag_len]
     }
 
     /// `Last-Modified`, as an HTTP date.
@@ -51,7 +64,7 @@ impl Validators {
 
     /// `ETag`.
     pub fn etag_value(&self) -> HeaderValue {
-        HeaderValue::from_bytes(&self.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        HeaderValue::from_bytes(self.etag()).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     }
 
     /// Whether a GET or HEAD with these request headers is answered 304.
@@ -75,7 +88,7 @@ impl Validators {
 
     /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
     fn matches_weakly(&self, list: &[u8]) -> bool {
-        let ours = self.etag.as_slice();
+        let ours = self.etag();
         list.split(|&b| b == b',')
             .map(<[u8]>::trim_ascii)
             .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == ours)
@@ -86,7 +99,7 @@ impl Validators {
     pub fn if_range_holds(&self, value: &HeaderValue) -> bool {
         let bytes = value.as_bytes().trim_ascii();
         if bytes.starts_with(b"\"") {
-            return bytes == self.etag.as_slice();
+            return bytes == self.etag();
         }
         if bytes.starts_with(b"W/") {
             return false;
@@ -99,13 +112,18 @@ impl Validators {
     }
 }
 
-/// Appends `n` in lower-case hexadecimal.
-fn push_hex(out: &mut Vec<u8>, n: u64) {
+const ETAG_CAPACITY: usize = 72;
+
+/// Writes `n` in lower-case hexadecimal at the start of `out`; returns the
+/// number of digits.
+fn write_hex(out: &mut [u8], n: u64) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let width = (64 - n.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..width).rev() {
-        out.push(DIGITS[(n >> (shift * 4) & 0xf) as usize]);
+    let width = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, digit) in out[..width].iter_mut().enumerate() {
+        let shift = 4 * (width - 1 - i);
+        *digit = DIGITS[(n >> shift & 0xf) as usize];
     }
+    width
 }
 
 #[cfg(test)]
@@ -127,19 +145,21 @@ mod tests {
     #[test]
     fn etag_is_strong_and_stable() {
         let v = validators();
-        assert_eq!(v.etag, b"\"1234-400-6553f100-5\"");
-        assert_eq!(v.etag, validators().etag);
-        assert_eq!(Validators::new(0, 0, 0, 0).etag, b"\"0-0-0-0\"");
+        assert_eq!(v.etag(), b"\"1234-400-6553f100-5\"");
+        assert_eq!(v.etag(), validators().etag());
+        assert_eq!(Validators::new(0, 0, 0, 0).etag(), b"\"0-0-0-0\"");
+        let widest = Validators::new(u64::MAX, u64::MAX, -1, u32::MAX);
+        assert_eq!(widest.etag().len(), 2 + 3 * 16 + 8 + 3);
         assert_ne!(
-            v.etag,
-            Validators::new(0x1234, 0x400, 1_700_000_000, 6).etag
+            v.etag(),
+            Validators::new(0x1234, 0x400, 1_700_000_000, 6).etag()
         );
     }
 
     #[test]
     fn if_none_match() {
         let v = validators();
-        let etag = String::from_utf8(v.etag.clone()).expect("ascii");
+        let etag = String::from_utf8(v.etag().to_vec()).expect("ascii");
         assert!(v.not_modified(&headers(&[("if-none-match", &etag)])));
         let listed = format!("\"a\", W/{etag}");
         assert!(v.not_modified(&headers(&[("if-none-match", &listed)])));
@@ -167,7 +187,7 @@ mod tests {
     fn if_range() {
         let v = validators();
         assert!(v.if_range_holds(&v.etag_value()));
-        let weak = format!("W/{}", String::from_utf8_lossy(&v.etag));
+        let weak = format!("W/{}", String::from_utf8_lossy(v.etag()));
         assert!(!v.if_range_holds(&HeaderValue::from_str(&weak).expect("v")));
         assert!(v.if_range_holds(&v.last_modified()));
         let other = httpdate::fmt_http_date(v.modified + Duration::from_secs(1));

@@ -49,7 +49,16 @@ impl Server {
 
     /// Runs the binary with exactly these arguments and waits for its banner.
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = Command::new(binary())
+        Server::start_in(None, args)
+    }
+
+    /// Runs the binary with these arguments in working directory `cwd`.
+    pub fn start_in(cwd: Option<&Path>, args: &[&str]) -> Server {
+        let mut command = Command::new(binary());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -82,12 +91,7 @@ impl Server {
                 panic!("no banner from wasmhttpd {args:?}; stderr:\n{log}");
             }
         };
-        let port: u16 = banner
-            .split(" port ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in banner {banner:?}"));
+        let port = banner_port(&banner).unwrap_or_else(|| panic!("no port in banner {banner:?}"));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         Server {
             child,
@@ -204,6 +208,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port in a `Serving HTTP on ADDR port N (URL) ...` banner (Python's
+/// form, which wasmhttpd and `python3 -m http.server` both print).
+pub fn banner_port(banner: &str) -> Option<u16> {
+    banner
+        .split(" port ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Reads until EOF (or a reset, after which what arrived is returned).

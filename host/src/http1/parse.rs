@@ -146,31 +146,30 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
     };
     let target = bytes.slice(target);
     let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut facts = Facts::default();
     for (name, value) in &fields {
         let bad = || fail(HttpError::BadRequest("Bad header field".into()));
         let name = HeaderName::from_bytes(&bytes[name.clone()]).map_err(|_| bad())?;
         let value =
             HeaderValue::from_maybe_shared(bytes.slice(value.clone())).map_err(|_| bad())?;
+        facts.note(&name, &value);
         headers.append(name, value);
     }
 
-    let framing = framing(&headers, version).map_err(fail)?;
-    if version == Version::HTTP_11 {
-        let hosts = headers.get_all(HOST).iter().count();
-        if hosts != 1 {
-            let why = if hosts == 0 {
-                "Missing Host header"
-            } else {
-                "Repeated Host header"
-            };
-            return Err(fail(HttpError::BadRequest(why.into())));
-        }
+    let framing = framing(&facts, version).map_err(fail)?;
+    if version == Version::HTTP_11 && facts.hosts != 1 {
+        let why = if facts.hosts == 0 {
+            "Missing Host header"
+        } else {
+            "Repeated Host header"
+        };
+        return Err(fail(HttpError::BadRequest(why.into())));
     }
     let keep_alive = match version {
-        Version::HTTP_11 => !has_token(&headers, CONNECTION, "close"),
-        _ => has_token(&headers, CONNECTION, "keep-alive"),
+        Version::HTTP_11 => !facts.close,
+        _ => facts.keep_alive,
     };
-    let expect_continue = match headers.get(EXPECT) {
+    let expect_continue = match &facts.expect {
         None => false,
         Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
             version == Version::HTTP_11
@@ -294,37 +293,61 @@ fn parse_version(word: &[u8]) -> Result<Version, HttpError> {
     }
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+/// What the fields that govern framing and the connection say, gathered
+/// in the same pass that builds the header map (no lookups afterwards).
+#[derive(Debug, Default)]
+struct Facts {
+    /// `Content-Length` values, each checked; the first problem found.
+    length: Option<Result<u64, &'static str>>,
+    /// `Transfer-Encoding` field values, in order.
+    codings: Vec<HeaderValue>,
+    hosts: usize,
+    close: bool,
+    keep_alive: bool,
+    expect: Option<HeaderValue>,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        if name == CONTENT_LENGTH {
+            let parsed = parse_length(value.as_bytes());
+            self.length = Some(match (self.length.take(), parsed) {
+                (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+                (Some(Ok(prev)), Ok(n)) if prev != n => Err("Conflicting Content-Length"),
+                (_, Ok(n)) => Ok(n),
+            });
+        } else if name == TRANSFER_ENCODING {
+            self.codings.push(value.clone());
+        } else if name == HOST {
+            self.hosts += 1;
+        } else if name == CONNECTION {
+            for token in value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+            {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == EXPECT {
+            self.expect = Some(value.clone());
+        }
+    }
+}
+
+/// A `Content-Length` value: 1 to 19 digits, nothing else (no sign, no list).
+fn parse_length(bytes: &[u8]) -> Result<u64, &'static str> {
+    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return Err("Bad Content-Length");
+    }
+    Ok(bytes.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The body's framing, per RFC 9112 §6.3, refusing every ambiguity.
-fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HttpError> {
+fn framing(facts: &Facts, version: Version) -> Result<Framing, HttpError> {
     let bad = |why: &str| HttpError::BadRequest(why.to_string());
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let bytes = value.as_bytes();
-        if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(bad("Bad Content-Length"));
-        }
-        let n = bytes.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        if length.is_some_and(|prev| prev != n) {
-            return Err(bad("Conflicting Content-Length"));
-        }
-        length = Some(n);
-    }
-
-    let mut codings = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .peekable();
-    if codings.peek().is_none() {
+    let length = facts.length.transpose().map_err(bad)?;
+    if facts.codings.is_empty() {
         return Ok(length.map_or(Framing::Empty, Framing::Length));
     }
     if version == Version::HTTP_10 {
@@ -333,7 +356,12 @@ fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, HttpError> 
     if length.is_some() {
         return Err(bad("Content-Length with Transfer-Encoding"));
     }
-    let codings: Vec<&[u8]> = codings.collect();
+    let codings: Vec<&[u8]> = facts
+        .codings
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .collect();
     let chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
     match codings.as_slice() {
         [only] if chunked(only) => Ok(Framing::Chunked),

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode, Version};
@@ -23,9 +24,11 @@ use crate::response::{Body, Response};
 /// The `Server` header value.
 pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
 
-/// In-memory bodies up to this size are copied after the head and written
-/// together with it.
+/// Bodies up to this size (in memory, or read from a file) go after the
+/// head in the same buffer and the same write.
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// Room reserved for the head: enough for a typical file response.
+const HEAD_CAPACITY: usize = 384;
 /// Largest single `sendfile` call.
 const SENDFILE_CHUNK: usize = 8 << 20;
 
@@ -58,13 +61,13 @@ pub async fn write_response(
 ) -> io::Result<u64> {
     let allows_body = status_allows_body(response.status);
     let body_len = response.body.len();
-    let mut out = Vec::with_capacity(
-        256 + if allows_body {
-            body_len.min(COALESCE_LIMIT as u64) as usize
-        } else {
-            0
-        },
-    );
+    let send_body = allows_body && !framing.head_only;
+    let inline = if send_body {
+        body_len.min(COALESCE_LIMIT as u64) as usize
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(HEAD_CAPACITY + inline);
     encode_head(
         &mut out,
         &response.status,
@@ -72,7 +75,6 @@ pub async fn write_response(
         allows_body.then_some(body_len),
         framing,
     );
-    let send_body = allows_body && !framing.head_only;
     match response.body {
         Body::Bytes(bytes) if send_body && bytes.len() <= COALESCE_LIMIT => {
             out.extend_from_slice(&bytes);
@@ -81,6 +83,15 @@ pub async fn write_response(
         Body::Bytes(bytes) if send_body => {
             write_all(stream, &out, io_timeout).await?;
             write_all(stream, &bytes, io_timeout).await?;
+        }
+        Body::File { file, offset, len } if send_body && len <= COALESCE_LIMIT as u64 => {
+            // A small file is read straight after the head: one buffer, one
+            // write. Nothing has been sent yet if the read fails, but the
+            // head promised this length, so the connection must end.
+            let head_len = out.len();
+            out.resize(head_len + len as usize, 0);
+            file.read_exact_at(&mut out[head_len..], offset)?;
+            write_all(stream, &out, io_timeout).await?;
         }
         Body::File { file, offset, len } if send_body => {
             write_all(stream, &out, io_timeout).await?;
@@ -152,8 +163,17 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
 /// Writes a lower-case header name as `Title-Case` (`ETag` as such), the
 /// way Python, nginx and browsers' developer tools show them.
 fn push_title_case(out: &mut Vec<u8>, name: &str) {
-    if name == "etag" {
-        out.extend_from_slice(b"ETag");
+    let known: &[u8] = match name {
+        "content-type" => b"Content-Type",
+        "last-modified" => b"Last-Modified",
+        "etag" => b"ETag",
+        "accept-ranges" => b"Accept-Ranges",
+        "content-range" => b"Content-Range",
+        "location" => b"Location",
+        _ => b"",
+    };
+    if !known.is_empty() {
+        out.extend_from_slice(known);
         return;
     }
     let mut upper = true;
