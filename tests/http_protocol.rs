@@ -502,3 +502,35 @@ fn expect_100_continue_on_a_request_nothing_reads_is_answered_at_once_and_closed
     assert_eq!(r.status, 501, "{}", String::from_utf8_lossy(&bytes));
     assert_eq!(r.header("connection"), Some("close"));
 }
+
+#[test]
+fn request_dribbled_one_byte_at_a_time_is_served() {
+    let (_dir, server) = server();
+    let mut stream = server.connect();
+    stream.set_nodelay(true).expect("nodelay");
+    let request =
+        b"GET /f.txt HTTP/1.1\r\nHost: t\r\nX-Padding: abcdefghij\r\nConnection: close\r\n\r\n";
+    for byte in request {
+        stream.write_all(std::slice::from_ref(byte)).expect("send");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = Response::parse(&read_to_close(&mut stream), false).expect("response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+}
+
+#[test]
+fn header_line_that_never_ends_is_431_not_a_hang() {
+    let (_dir, server) = server();
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Endless: ")
+        .expect("send");
+    let chunk = vec![b'a'; 8192];
+    for _ in 0..12 {
+        if stream.write_all(&chunk).is_err() {
+            break; // the server already answered and closed
+        }
+    }
+    let r = Response::parse(&read_to_close(&mut stream), false).expect("response");
+    assert_eq!(r.status, 431);
+}

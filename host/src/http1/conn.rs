@@ -151,6 +151,13 @@ async fn read_head(
         } else {
             settings.keep_alive_timeout
         };
+    // A head can only complete at a newline, so it is parsed again only when
+    // one arrives (or when the buffer's length alone proves a limit
+    // exceeded): a head dribbled in one byte at a time costs linear, not
+    // quadratic, work.
+    let limits = &settings.limits;
+    let mut scanned: usize = 0;
+    let mut seen_newline = false;
     loop {
         // RFC 9112 §2.2: ignore empty lines before a request line.
         let blank = buf
@@ -158,15 +165,24 @@ async fn read_head(
             .take_while(|&&b| b == b'\r' || b == b'\n')
             .count();
         buf.advance(blank);
+        scanned = scanned.saturating_sub(blank);
         if !buf.is_empty() {
             if !started {
                 started = true;
                 deadline = Instant::now() + settings.header_timeout;
             }
-            match parse_head(buf, &settings.limits) {
-                Ok(Some(head)) => return Next::Request(head),
-                Ok(None) => {}
-                Err(rejected) => return Next::Reject(rejected),
+            let fresh_newline = buf[scanned..].contains(&b'\n');
+            seen_newline |= fresh_newline;
+            scanned = buf.len();
+            let decidable = fresh_newline
+                || (!seen_newline && buf.len() > limits.max_request_line + 1)
+                || buf.len() > limits.max_request_line + 2 + limits.max_header_bytes;
+            if decidable {
+                match parse_head(buf, limits) {
+                    Ok(Some(head)) => return Next::Request(head),
+                    Ok(None) => {}
+                    Err(rejected) => return Next::Reject(rejected),
+                }
             }
         }
         if buf.capacity() - buf.len() < 1024 {
