@@ -13,24 +13,20 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::response::{Body, Response};
 
-/// Why a request failed; each variant knows its status code and message.
+/// Why a request failed; each variant knows its status code, and its
+/// `Display` is the message shown to the client, in Python's wording where
+/// Python has one.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// 400, with Python's message (e.g. `Bad request syntax ('GET')`).
     #[error("{0}")]
     BadRequest(String),
-    /// 403.
-    #[error("{0}")]
-    Forbidden(&'static str),
     /// 404, with Python's message (`File not found`, `No permission to list directory`).
     #[error("{0}")]
     NotFound(&'static str),
     /// 408: the client was too slow to send its request.
     #[error("Request timed out")]
     RequestTimeout,
-    /// 413: the request body is larger than this server accepts.
-    #[error("Request body too large")]
-    PayloadTooLarge,
     /// 414: the request line exceeds the limit.
     #[error("Request-URI Too Long")]
     UriTooLong,
@@ -40,9 +36,6 @@ pub enum HttpError {
     /// 431: too many header fields, or too many bytes of them.
     #[error("{0}")]
     HeaderFieldsTooLarge(&'static str),
-    /// 500: something failed on our side; the detail goes to the log, not the client.
-    #[error("Internal Server Error")]
-    Internal(String),
     /// 501: no backend answers this method (`Unsupported method ('X')`).
     #[error("Unsupported method ({})", py_repr(.0))]
     UnsupportedMethod(String),
@@ -59,14 +52,11 @@ impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
             HttpError::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             HttpError::HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::UnsupportedMethod(_) | HttpError::UnsupportedTransferCoding => {
                 StatusCode::NOT_IMPLEMENTED
             }
@@ -74,32 +64,9 @@ impl HttpError {
         }
     }
 
-    /// The message shown to the client: Python's wording where Python has one.
-    pub fn message(&self) -> Cow<'_, str> {
-        match self {
-            // The detail of an internal error is for the log only.
-            HttpError::Internal(_) => Cow::Borrowed("Internal Server Error"),
-            other => Cow::Owned(other.to_string()),
-        }
-    }
-
-    /// Whether the connection must close after this error: the request's
-    /// framing can no longer be trusted, so nothing after it can be parsed.
-    pub fn closes_connection(&self) -> bool {
-        matches!(
-            self,
-            HttpError::BadRequest(_)
-                | HttpError::RequestTimeout
-                | HttpError::UriTooLong
-                | HttpError::HeaderFieldsTooLarge(_)
-                | HttpError::UnsupportedTransferCoding
-                | HttpError::VersionNotSupported(_)
-        )
-    }
-
     /// Python's error page for this error.
     pub fn to_response(&self) -> Response {
-        error_page(self.status(), &self.message())
+        error_page(self.status(), &self.to_string())
     }
 }
 
@@ -214,7 +181,7 @@ mod tests {
     #[test]
     fn unsupported_method_reads_like_python() {
         let err = HttpError::UnsupportedMethod("POST".into());
-        assert_eq!(err.message(), "Unsupported method ('POST')");
+        assert_eq!(err.to_string(), "Unsupported method ('POST')");
         assert_eq!(err.status(), StatusCode::NOT_IMPLEMENTED);
     }
 
@@ -236,11 +203,5 @@ mod tests {
         assert!(
             body.contains("<p>Error code explanation: 404 - Nothing matches the given URI.</p>")
         );
-    }
-
-    #[test]
-    fn internal_detail_stays_out_of_the_page() {
-        let err = HttpError::Internal("secret path /x".into());
-        assert_eq!(err.message(), "Internal Server Error");
     }
 }

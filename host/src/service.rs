@@ -47,11 +47,8 @@ impl Service {
         result.unwrap_or_else(|error| self.error_response(&error))
     }
 
-    /// The error page for `error` (internal details go to the log).
+    /// The error page for `error`.
     pub fn error_response(&self, error: &HttpError) -> Response {
-        if let HttpError::Internal(detail) = error {
-            eprintln!("wasmhttpd: internal error: {detail}");
-        }
         error.to_response()
     }
 

@@ -388,7 +388,7 @@ mod tests {
     }
 
     fn message(raw: &str) -> String {
-        parse(raw).expect_err(raw).error.message().into_owned()
+        parse(raw).expect_err(raw).error.to_string()
     }
 
     #[test]
@@ -529,10 +529,6 @@ mod tests {
         ];
         for raw in cases {
             assert_eq!(status(raw), StatusCode::BAD_REQUEST, "{raw:?}");
-            assert!(
-                parse(raw).expect_err(raw).error.closes_connection(),
-                "{raw:?}"
-            );
         }
     }
 
