@@ -248,22 +248,26 @@ fn missing_files_and_file_with_trailing_slash_are_404_with_pythons_page() {
 }
 
 #[test]
-fn unreadable_file_is_404() {
-    if rustix::process::geteuid().is_root() {
-        // Root reads any file; permissions cannot make one unreadable.
-        eprintln!("skipped: running as root");
-        return;
-    }
+fn unreadable_file_and_directory_are_404() {
     use std::os::unix::fs::PermissionsExt;
+    let mode = |path: std::path::PathBuf, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
     let dir = site();
+    mode(dir.path().to_path_buf(), 0o755);
+    write(dir.path(), "open.txt", "x");
     write(dir.path(), "locked.txt", "x");
-    std::fs::set_permissions(
-        dir.path().join("locked.txt"),
-        std::fs::Permissions::from_mode(0o000),
-    )
-    .expect("chmod");
-    let server = Server::start(dir.path(), &[]);
+    write(dir.path(), "private/inside.txt", "x");
+    mode(dir.path().join("open.txt"), 0o644);
+    mode(dir.path().join("locked.txt"), 0o000);
+    mode(dir.path().join("private"), 0o000);
+    // As root (CI), the server runs as nobody, for whom permissions apply.
+    let server = Server::start_unprivileged(dir.path(), &[]);
+    assert_eq!(server.get("/open.txt").status, 200);
     assert_eq!(server.get("/locked.txt").status, 404);
+    assert_eq!(server.get("/private/").status, 404);
+    assert_eq!(server.get("/private/inside.txt").status, 404);
+    mode(dir.path().join("private"), 0o755);
 }
 
 #[test]

@@ -58,8 +58,27 @@ impl Server {
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }
+        command.args(args);
+        Server::spawn(command, args)
+    }
+
+    /// Serves `dir` like [`Server::start`], but as an unprivileged user when
+    /// the tests run as root (with `setpriv`), so file permissions apply.
+    pub fn start_unprivileged(dir: &Path, args: &[&str]) -> Server {
+        if !rustix::process::geteuid().is_root() {
+            return Server::start(dir, args);
+        }
+        let dir = dir.to_str().expect("utf-8 path");
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary()]);
+        command
+            .args(["0", "--bind", "127.0.0.1", "--directory", dir])
+            .args(args);
+        Server::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Server {
         let mut child = command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
