@@ -133,6 +133,24 @@ mod tests {
         assert!(root.open(Path::new("escape")).is_err());
     }
 
+    /// The fallback for kernels without `openat2` keeps the same rule.
+    fn checked(root: Root) -> Root {
+        Root {
+            confinement: Confinement::Checked,
+            ..root
+        }
+    }
+
+    #[test]
+    fn checked_fallback_follows_symlinks_inside_and_refuses_escapes() {
+        let (_s, _o, root) = root_with_escape(false);
+        let root = checked(root);
+        assert!(root.open(Path::new("inside")).is_ok());
+        assert!(root.open(Path::new("alias")).is_ok());
+        assert!(root.open(Path::new("escape")).is_err());
+        assert!(root.open(Path::new("missing")).is_err());
+    }
+
     #[test]
     fn follow_symlinks_allows_escapes() {
         let (_s, _o, root) = root_with_escape(true);
