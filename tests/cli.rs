@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, binary, read_to_close, site, write};
+use support::{Response, Server, binary, site, write};
 
 fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(binary()).args(args).output().expect("run");
@@ -43,14 +43,9 @@ fn default_bind_is_dual_stack() {
         format!("Serving HTTP on :: port {port} (http://[::]:{port}/) ...")
     );
     for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
-        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-        stream
-            .set_read_timeout(Some(support::READ_TIMEOUT))
-            .expect("timeout");
-        stream
-            .write_all(b"GET /f.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .expect("send");
-        let r = Response::parse(&read_to_close(&mut stream), false).expect("response");
+        let raw = b"GET /f.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let bytes = support::exchange(addr.parse().expect("addr"), raw);
+        let r = Response::parse(&bytes, false).expect("response");
         assert_eq!(r.body, b"both", "{addr}");
     }
     let line = server.wait_for_log(|l| l.contains("GET /f.txt"));

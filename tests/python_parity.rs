@@ -6,12 +6,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::os::unix::fs::symlink;
 use std::process::{Child, Command, Stdio};
 
-use support::{Response, Server, read_to_close, site, write};
+use support::{Response, Server, exchange, site, write};
 
 struct Python {
     child: Child,
@@ -57,12 +57,8 @@ impl Drop for Python {
 }
 
 fn fetch(addr: SocketAddr, target: &str) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(support::READ_TIMEOUT))
-        .expect("timeout");
-    write!(stream, "GET {target} HTTP/1.0\r\nHost: t\r\n\r\n").expect("send");
-    Response::parse(&read_to_close(&mut stream), false).expect("response")
+    let raw = format!("GET {target} HTTP/1.0\r\nHost: t\r\n\r\n");
+    Response::parse(&exchange(addr, raw.as_bytes()), false).expect("response")
 }
 
 fn tree() -> tempfile::TempDir {
@@ -169,14 +165,8 @@ fn same_error_page_as_python_for_unsupported_methods() {
     };
     let ours = Server::start(dir.path(), &[]);
     let post = |addr: SocketAddr| {
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(support::READ_TIMEOUT))
-            .expect("timeout");
-        stream
-            .write_all(b"POST /hello.txt HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
-            .expect("send");
-        Response::parse(&read_to_close(&mut stream), false).expect("response")
+        let raw = b"POST /hello.txt HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
+        Response::parse(&exchange(addr, raw), false).expect("response")
     };
     let (theirs, mine) = (post(python.addr), post(ours.addr));
     assert_eq!(mine.status, 501);

@@ -127,21 +127,12 @@ impl Server {
 
     /// Opens a connection with read and write timeouts.
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        stream
-            .set_write_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        stream
+        connect(self.addr)
     }
 
     /// Sends `raw` on a new connection and reads until the server closes it.
     pub fn raw(&self, raw: &[u8]) -> Vec<u8> {
-        let mut stream = self.connect();
-        stream.write_all(raw).expect("send");
-        read_to_close(&mut stream)
+        exchange(self.addr, raw)
     }
 
     /// Sends one request (with `Connection: close`) and parses the response.
@@ -239,6 +230,26 @@ pub fn banner_port(banner: &str) -> Option<u16> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Connects to `addr` with read and write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+        .set_write_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+}
+
+/// Sends `raw` to any server at `addr` on a new connection and reads until
+/// the server closes it.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut stream = connect(addr);
+    stream.write_all(raw).expect("send");
+    read_to_close(&mut stream)
 }
 
 /// Reads until EOF (or a reset, after which what arrived is returned).
