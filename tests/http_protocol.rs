@@ -534,3 +534,33 @@ fn header_line_that_never_ends_is_431_not_a_hang() {
     let r = Response::parse(&read_to_close(&mut stream), false).expect("response");
     assert_eq!(r.status, 431);
 }
+
+#[test]
+fn trickled_unread_body_cannot_hold_the_connection() {
+    let dir = site();
+    let server = Server::start(dir.path(), &["--io-timeout", "1"]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        .expect("send");
+    let mut writer = stream.try_clone().expect("clone");
+    // One byte every 200 ms: each read is well within the I/O timeout.
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..50 {
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let started = Instant::now();
+    let bytes = read_to_close(&mut stream);
+    assert_eq!(Response::parse(&bytes, false).expect("501").status, 501);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after the drain deadline, not after the whole trickle: {:?}",
+        started.elapsed()
+    );
+    drop(stream);
+    trickle.join().expect("trickle");
+}

@@ -24,7 +24,7 @@ use http::{StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::body::{BodyDecoder, Decoded};
 use super::parse::{Framing, Head, HeadError, Limits, parse_head};
@@ -237,14 +237,16 @@ async fn reject(
     }
 }
 
-/// Reads and discards the rest of a request body; `false` if the
-/// connection cannot continue.
+/// Reads and discards the rest of a request body, within one I/O timeout
+/// for the whole body (so a trickled body cannot hold the connection);
+/// `false` if the connection cannot continue.
 async fn drain(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     decoder: &mut BodyDecoder,
     io_timeout: Duration,
 ) -> bool {
+    let deadline = Instant::now() + io_timeout;
     let mut drained = 0u64;
     loop {
         match decoder.decode(buf) {
@@ -257,7 +259,7 @@ async fn drain(
             }
             Ok(Decoded::NeedMore) => {
                 buf.reserve(8192);
-                match timeout(io_timeout, stream.read_buf(buf)).await {
+                match timeout_at(deadline, stream.read_buf(buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
                     _ => return false,
                 }
@@ -277,7 +279,7 @@ async fn linger_close(stream: &mut TcpStream) {
     let mut scratch = [0u8; 8192];
     let mut discarded = 0usize;
     while discarded < (1 << 20) {
-        match tokio::time::timeout_at(deadline, stream.read(&mut scratch)).await {
+        match timeout_at(deadline, stream.read(&mut scratch)).await {
             Ok(Ok(n)) if n > 0 => discarded += n,
             _ => return,
         }
