@@ -27,6 +27,9 @@ pub enum HttpError {
     /// 408: the client was too slow to send its request.
     #[error("Request timed out")]
     RequestTimeout,
+    /// 413: the request body is longer than the backend accepts.
+    #[error("Request body too large")]
+    PayloadTooLarge,
     /// 414: the request line exceeds the limit.
     #[error("Request-URI Too Long")]
     UriTooLong,
@@ -54,6 +57,7 @@ impl HttpError {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
             HttpError::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
             HttpError::HeaderFieldsTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

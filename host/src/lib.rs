@@ -12,6 +12,7 @@
 //! error page.
 
 pub mod access_log;
+pub mod cgi;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod fs_root;
 pub mod http1;
 pub mod listing;
 pub mod mime;
+pub mod plugin;
 pub mod range;
 pub mod request;
 pub mod response;

@@ -1,14 +1,20 @@
 //! The response every backend produces, before the HTTP/1 writer frames it.
 //!
 //! Backends say *what* to send: a status, headers, and a body that is empty,
-//! a buffer, or a region of an open file. The writer (`http1::write`) decides
-//! *how*: `Content-Length`, `Connection`, no body for HEAD, 1xx, 204 and 304,
-//! and `sendfile(2)` for file regions.
+//! a buffer, a region of an open file, or a stream still being produced.
+//! The writer (`http1::write`) decides *how*: `Content-Length` or chunked,
+//! `Connection`, no body for HEAD, 1xx, 204 and 304, and `sendfile(2)` for
+//! file regions.
 
 use std::fs::File;
+use std::io;
+use std::pin::Pin;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 /// A response on its way to the client.
 #[derive(Debug)]
@@ -49,20 +55,114 @@ pub enum Body {
         /// How many bytes to send.
         len: u64,
     },
+    /// Content still being produced, of a length not known yet.
+    Stream(BodyStream),
 }
 
 impl Body {
-    /// The content's length in bytes.
-    pub fn len(&self) -> u64 {
+    /// The content's length in bytes, when it is known before sending.
+    pub fn known_len(&self) -> Option<u64> {
         match self {
-            Body::Empty => 0,
-            Body::Bytes(bytes) => bytes.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::Empty => Some(0),
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::File { len, .. } => Some(*len),
+            Body::Stream(_) => None,
+        }
+    }
+}
+
+/// How a producer (a plugin instance, a CGI process) ended: `Err` with the
+/// reason when it failed after its output had started to go out.
+pub type Outcome = oneshot::Receiver<Result<(), String>>;
+
+/// Output that streams to the client as it is produced, with backpressure:
+/// nothing is read from the producer faster than the client takes it.
+///
+/// It ends when the producer closes its output *and* reports success. A
+/// producer that fails, or output beyond the size limit, ends the stream
+/// with an error, and the writer then cuts the connection without the
+/// final chunk, so that no client takes a truncated body for a whole one.
+/// Dropping the stream (the client left, or the request was HEAD) cancels
+/// the producer.
+pub struct BodyStream {
+    prefix: Option<Bytes>,
+    source: Pin<Box<dyn AsyncRead + Send>>,
+    outcome: Option<Outcome>,
+    remaining: u64,
+    limit: u64,
+    producer: Option<AbortHandle>,
+    buf: BytesMut,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most bytes read from a producer at a time.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+impl BodyStream {
+    /// `prefix` (output already read), then the rest of `source`, at most
+    /// `limit` bytes in all; `outcome` says whether the producer succeeded.
+    pub fn new(
+        prefix: Bytes,
+        source: impl AsyncRead + Send + 'static,
+        outcome: Outcome,
+        limit: u64,
+    ) -> BodyStream {
+        BodyStream {
+            remaining: limit.saturating_sub(prefix.len() as u64),
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            source: Box::pin(source),
+            outcome: Some(outcome),
+            limit,
+            producer: None,
+            buf: BytesMut::new(),
         }
     }
 
-    /// Whether the content is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Cancels `producer` if the stream is dropped before it ends.
+    pub fn cancel_on_drop(mut self, producer: AbortHandle) -> BodyStream {
+        self.producer = Some(producer);
+        self
+    }
+
+    /// The next piece of content; `Ok(None)` at a successful end.
+    pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Ok(Some(prefix));
+        }
+        self.buf.reserve(STREAM_CHUNK);
+        let n = self.source.read_buf(&mut self.buf).await?;
+        if n > 0 {
+            if n as u64 > self.remaining {
+                return Err(io::Error::other(format!(
+                    "output larger than {} bytes",
+                    self.limit
+                )));
+            }
+            self.remaining -= n as u64;
+            return Ok(Some(self.buf.split().freeze()));
+        }
+        let outcome = match self.outcome.take() {
+            Some(outcome) => outcome
+                .await
+                .unwrap_or_else(|_| Err("producer vanished".into())),
+            None => Ok(()),
+        };
+        self.producer = None;
+        outcome.map(|()| None).map_err(io::Error::other)
+    }
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        if let Some(producer) = self.producer.take() {
+            producer.abort();
+        }
     }
 }

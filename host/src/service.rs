@@ -13,6 +13,7 @@ use http::StatusCode;
 use crate::access_log::AccessLog;
 use crate::error::HttpError;
 use crate::fs_root::Root;
+use crate::http1::body::RequestBody;
 use crate::request::Request;
 use crate::response::Response;
 use crate::route::{Route, Router};
@@ -36,8 +37,8 @@ impl Service {
         }
     }
 
-    /// Answers one request.
-    pub async fn handle(&self, request: &Request) -> Response {
+    /// Answers one request; `body` is its body, for the backends that read one.
+    pub async fn handle(&self, request: &Request, _body: &mut RequestBody<'_>) -> Response {
         let result = match self.router.route(request) {
             Route::Static => static_files::serve(&self.root, request),
             Route::Unsupported => Err(HttpError::UnsupportedMethod(

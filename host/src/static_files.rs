@@ -44,12 +44,11 @@ pub fn serve(root: &Root, request: &Request) -> Result<Response, HttpError> {
                 return Ok(redirect_to_directory(request));
             }
             for index in ["index.html", "index.htm"] {
-                if let Ok(page) = root.open(&relative.join(index)) {
-                    if let Ok(stat) = rustix::fs::fstat(&page) {
-                        if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
-                            return file_response(request, page, &stat, index.as_bytes());
-                        }
-                    }
+                if let Ok(page) = root.open(&relative.join(index))
+                    && let Ok(stat) = rustix::fs::fstat(&page)
+                    && FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                {
+                    return file_response(request, page, &stat, index.as_bytes());
                 }
             }
             listing::render(&file, &url)
@@ -147,12 +146,11 @@ fn file_response(
     headers.insert(header::LAST_MODIFIED, validators.last_modified());
     headers.insert(header::ETAG, validators.etag_value());
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(value) =
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) =
             HeaderValue::try_from(format!("bytes {start}-{}/{size}", start + len - 1))
-        {
-            headers.insert(header::CONTENT_RANGE, value);
-        }
+    {
+        headers.insert(header::CONTENT_RANGE, value);
     }
     Ok(response)
 }

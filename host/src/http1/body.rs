@@ -1,4 +1,5 @@
-//! Request body framing: a decoder for `Content-Length` and chunked bodies.
+//! Request bodies: a decoder for `Content-Length` and chunked framing, and
+//! the reader a backend uses to take the body off the connection.
 //!
 //! The decoder works on the connection's read buffer and hands out body
 //! bytes without copying. The chunked grammar is RFC 9112 §7.1, read
@@ -7,9 +8,15 @@
 //! it and that disagreement is what request smuggling exploits), chunk
 //! extensions and trailers skipped but bounded in size.
 
+use std::time::Duration;
+
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
 
 use super::parse::Framing;
+use crate::error::HttpError;
 
 /// Most bytes of chunk extensions on one chunk-size line.
 const MAX_EXTENSION: usize = 4096;
@@ -149,6 +156,145 @@ impl BodyDecoder {
             _ => return Err(BodyError("bad chunk framing")),
         };
         Ok(next)
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// Longer than the backend accepts (413).
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
+    /// Chunked framing broken (400).
+    #[error(transparent)]
+    Malformed(#[from] BodyError),
+    /// The client stopped sending (408).
+    #[error("client stopped sending the body")]
+    TimedOut,
+    /// The connection closed or failed.
+    #[error("connection lost while reading the body")]
+    Closed,
+}
+
+impl BodyReadError {
+    /// The error the client is answered with.
+    pub fn to_http_error(&self) -> HttpError {
+        match self {
+            BodyReadError::TooLarge(_) => HttpError::PayloadTooLarge,
+            BodyReadError::Malformed(e) => HttpError::BadRequest(e.to_string()),
+            BodyReadError::TimedOut | BodyReadError::Closed => HttpError::RequestTimeout,
+        }
+    }
+}
+
+/// A request's body, read from the connection on demand. A backend that
+/// never reads it leaves it to the connection to discard.
+#[derive(Debug)]
+pub struct RequestBody<'a> {
+    source: Option<Source<'a>>,
+    declared: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Source<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a mut BytesMut,
+    decoder: &'a mut BodyDecoder,
+    /// `Expect: 100-continue` not answered yet: answered on the first read.
+    continue_pending: bool,
+    io_timeout: Duration,
+}
+
+impl RequestBody<'static> {
+    /// No body (an internal redirect's GET, or an in-process test).
+    pub fn empty() -> RequestBody<'static> {
+        RequestBody {
+            source: None,
+            declared: Some(0),
+        }
+    }
+}
+
+impl<'a> RequestBody<'a> {
+    /// The body of the request whose head was just parsed from `stream`.
+    pub fn new(
+        stream: &'a mut TcpStream,
+        buf: &'a mut BytesMut,
+        decoder: &'a mut BodyDecoder,
+        framing: Framing,
+        expect_continue: bool,
+        io_timeout: Duration,
+    ) -> RequestBody<'a> {
+        let declared = match framing {
+            Framing::Empty => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        };
+        let continue_pending = expect_continue && !decoder.is_done();
+        RequestBody {
+            source: Some(Source {
+                stream,
+                buf,
+                decoder,
+                continue_pending,
+                io_timeout,
+            }),
+            declared,
+        }
+    }
+
+    /// The length the client declared (`Content-Length`, or 0 without a
+    /// body); `None` for a chunked body.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The next piece of the body; `Ok(None)` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyReadError> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(None);
+        };
+        if source.continue_pending {
+            source.continue_pending = false;
+            let sent = timeout(
+                source.io_timeout,
+                source.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                return Err(BodyReadError::Closed);
+            }
+        }
+        loop {
+            match source.decoder.decode(source.buf)? {
+                Decoded::Data(bytes) => return Ok(Some(bytes)),
+                Decoded::End => return Ok(None),
+                Decoded::NeedMore => {
+                    source.buf.reserve(64 * 1024);
+                    match timeout(source.io_timeout, source.stream.read_buf(source.buf)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        Ok(_) => return Err(BodyReadError::Closed),
+                        Err(_) => return Err(BodyReadError::TimedOut),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole body, refused (before reading any of it, when the client
+    /// declared its length) if it is longer than `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: u64) -> Result<Bytes, BodyReadError> {
+        if self.declared.is_some_and(|n| n > limit) {
+            return Err(BodyReadError::TooLarge(limit));
+        }
+        let mut body = BytesMut::with_capacity(self.declared.unwrap_or(0).min(limit) as usize);
+        while let Some(chunk) = self.chunk().await? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(BodyReadError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 }
 

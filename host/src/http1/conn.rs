@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::body::{BodyDecoder, Decoded};
+use super::body::{BodyDecoder, Decoded, RequestBody};
 use super::parse::{Framing, Head, HeadError, Limits, parse_head};
 use super::write::{self, write_response};
 use crate::error::HttpError;
@@ -86,19 +86,6 @@ pub async fn serve(
         };
         first = false;
 
-        let mut decoder = BodyDecoder::new(head.framing);
-        // No backend reads request bodies yet: a body is drained after the
-        // response when that is cheap, otherwise the connection closes.
-        let drainable = match head.framing {
-            Framing::Empty => true,
-            Framing::Length(n) => n <= MAX_DRAIN && !head.expect_continue,
-            Framing::Chunked => !head.expect_continue,
-        };
-        let keep_alive = head.keep_alive
-            && settings.protocol == Version::HTTP_11
-            && drainable
-            && !*shutdown.borrow();
-
         let request = Request {
             method: head.method,
             target: head.target,
@@ -107,7 +94,32 @@ pub async fn serve(
             peer,
             local,
         };
-        let response = service.handle(&request).await;
+        let mut decoder = BodyDecoder::new(head.framing);
+        let response = {
+            let mut body = RequestBody::new(
+                &mut stream,
+                &mut buf,
+                &mut decoder,
+                head.framing,
+                head.expect_continue,
+                settings.io_timeout,
+            );
+            service.handle(&request, &mut body).await
+        };
+        // A body the backend did not read is discarded after the response
+        // when that is cheap; otherwise the connection closes. A client still
+        // waiting for 100 Continue may or may not send its body, so its
+        // connection cannot be reused.
+        let rest_discardable = decoder.is_done()
+            || match head.framing {
+                Framing::Empty => true,
+                Framing::Length(n) => n <= MAX_DRAIN && !head.expect_continue,
+                Framing::Chunked => !head.expect_continue,
+            };
+        let keep_alive = head.keep_alive
+            && settings.protocol == Version::HTTP_11
+            && rest_discardable
+            && !*shutdown.borrow();
         let status = response.status;
         let framing = write::Framing {
             version: settings.protocol,
@@ -120,12 +132,12 @@ pub async fn serve(
             peer,
             &head.request_line,
             status,
-            written.as_ref().ok().copied(),
+            written.as_ref().ok().map(|w| w.body_bytes),
         );
-        if written.is_err() {
+        let Ok(written) = written else {
             return;
-        }
-        if !keep_alive {
+        };
+        if !written.keep_alive {
             linger_close(&mut stream).await;
             return;
         }
@@ -230,7 +242,7 @@ async fn reject(
         peer,
         &rejected.request_line,
         status,
-        written.as_ref().ok().copied(),
+        written.as_ref().ok().map(|w| w.body_bytes),
     );
     if written.is_ok() && status != StatusCode::REQUEST_TIMEOUT {
         linger_close(stream).await;

@@ -52,37 +52,72 @@ pub fn status_allows_body(status: StatusCode) -> bool {
         || status == StatusCode::NOT_MODIFIED)
 }
 
-/// Writes `response` to `stream`; returns how many body bytes were sent.
+/// What was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Body bytes sent.
+    pub body_bytes: u64,
+    /// Whether the connection can carry another response (a body of unknown
+    /// length to an HTTP/1.0 client ends with the connection).
+    pub keep_alive: bool,
+}
+
+/// How the end of the body is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delimiting {
+    /// The status allows no body (1xx, 204, 304).
+    NoBody,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The end of the connection (HTTP/1.0, unknown length).
+    Close,
+}
+
+/// Writes `response` to `stream`.
 pub async fn write_response(
     stream: &mut TcpStream,
     response: Response,
-    framing: Framing,
+    mut framing: Framing,
     io_timeout: Duration,
-) -> io::Result<u64> {
-    let allows_body = status_allows_body(response.status);
-    let body_len = response.body.len();
-    let send_body = allows_body && !framing.head_only;
-    let inline = if send_body {
-        body_len.min(COALESCE_LIMIT as u64) as usize
+) -> io::Result<Written> {
+    let delimiting = if !status_allows_body(response.status) {
+        Delimiting::NoBody
+    } else if let Some(len) = response.body.known_len() {
+        Delimiting::Length(len)
+    } else if framing.version == Version::HTTP_11 && framing.request_version == Version::HTTP_11 {
+        Delimiting::Chunked
     } else {
-        0
+        Delimiting::Close
+    };
+    if delimiting == Delimiting::Close {
+        framing.keep_alive = false;
+    }
+    let send_body = delimiting != Delimiting::NoBody && !framing.head_only;
+    let inline = match delimiting {
+        Delimiting::Length(len) if send_body => len.min(COALESCE_LIMIT as u64) as usize,
+        _ => 0,
     };
     let mut out = Vec::with_capacity(HEAD_CAPACITY + inline);
     encode_head(
         &mut out,
         &response.status,
         &response.headers,
-        allows_body.then_some(body_len),
+        delimiting,
         framing,
     );
+    let mut body_bytes = 0;
     match response.body {
         Body::Bytes(bytes) if send_body && bytes.len() <= COALESCE_LIMIT => {
             out.extend_from_slice(&bytes);
             write_all(stream, &out, io_timeout).await?;
+            body_bytes = bytes.len() as u64;
         }
         Body::Bytes(bytes) if send_body => {
             write_all(stream, &out, io_timeout).await?;
             write_all(stream, &bytes, io_timeout).await?;
+            body_bytes = bytes.len() as u64;
         }
         Body::File { file, offset, len } if send_body && len <= COALESCE_LIMIT as u64 => {
             // A small file is read straight after the head: one buffer, one
@@ -92,14 +127,44 @@ pub async fn write_response(
             out.resize(head_len + len as usize, 0);
             file.read_exact_at(&mut out[head_len..], offset)?;
             write_all(stream, &out, io_timeout).await?;
+            body_bytes = len;
         }
         Body::File { file, offset, len } if send_body => {
             write_all(stream, &out, io_timeout).await?;
             send_file(stream, &file, offset, len, io_timeout).await?;
+            body_bytes = len;
+        }
+        Body::Stream(mut body) if send_body => {
+            write_all(stream, &out, io_timeout).await?;
+            let chunked = delimiting == Delimiting::Chunked;
+            // An error from the producer ends the connection here, before
+            // the last chunk: the client sees an incomplete response.
+            while let Some(chunk) = body.next().await? {
+                if chunk.is_empty() {
+                    continue;
+                }
+                out.clear();
+                if chunked {
+                    push_hex(&mut out, chunk.len() as u64);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(&chunk);
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+                write_all(stream, &out, io_timeout).await?;
+                body_bytes += chunk.len() as u64;
+            }
+            if chunked {
+                write_all(stream, b"0\r\n\r\n", io_timeout).await?;
+            }
         }
         _ => write_all(stream, &out, io_timeout).await?,
     }
-    Ok(if send_body { body_len } else { 0 })
+    Ok(Written {
+        body_bytes,
+        keep_alive: framing.keep_alive,
+    })
 }
 
 /// Serialises the status line and header fields.
@@ -107,7 +172,7 @@ fn encode_head(
     out: &mut Vec<u8>,
     status: &StatusCode,
     headers: &HeaderMap,
-    content_length: Option<u64>,
+    delimiting: Delimiting,
     framing: Framing,
 ) {
     out.extend_from_slice(if framing.version == Version::HTTP_10 {
@@ -131,10 +196,14 @@ fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(len) = content_length {
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, len);
-        out.extend_from_slice(b"\r\n");
+    match delimiting {
+        Delimiting::Length(len) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, len);
+            out.extend_from_slice(b"\r\n");
+        }
+        Delimiting::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Delimiting::NoBody | Delimiting::Close => {}
     }
     if !framing.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -142,6 +211,15 @@ fn encode_head(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in lower-case hexadecimal (chunk sizes).
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let width = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..width).rev() {
+        out.push(DIGITS[(n >> (shift * 4) & 0xf) as usize]);
+    }
 }
 
 /// Appends `n` in decimal.
@@ -233,7 +311,7 @@ mod tests {
 
     fn head(
         status: StatusCode,
-        len: Option<u64>,
+        delimiting: Delimiting,
         keep_alive: bool,
         request_version: Version,
     ) -> String {
@@ -247,20 +325,39 @@ mod tests {
             head_only: false,
             keep_alive,
         };
-        encode_head(&mut out, &status, &headers, len, framing);
+        encode_head(&mut out, &status, &headers, delimiting, framing);
         String::from_utf8(out).expect("ascii")
     }
 
     #[test]
     fn head_is_title_cased_with_length() {
         assert_eq!(
-            head(StatusCode::OK, Some(3), true, Version::HTTP_11),
+            head(
+                StatusCode::OK,
+                Delimiting::Length(3),
+                true,
+                Version::HTTP_11
+            ),
             format!(
                 "HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nDate: {}\r\n\
                  Content-Type: text/plain\r\nETag: \"x\"\r\nContent-Length: 3\r\n\r\n",
                 crate::clock::http_date().to_str().expect("ascii")
             )
         );
+    }
+
+    #[test]
+    fn hex_chunk_sizes() {
+        for (n, text) in [
+            (0, "0"),
+            (10, "a"),
+            (4096, "1000"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, text.as_bytes());
+        }
     }
 
     #[test]
@@ -275,20 +372,40 @@ mod tests {
     #[test]
     fn connection_header_follows_keep_alive() {
         assert!(
-            head(StatusCode::OK, Some(0), false, Version::HTTP_11)
-                .contains("Connection: close\r\n")
+            head(
+                StatusCode::OK,
+                Delimiting::Length(0),
+                false,
+                Version::HTTP_11
+            )
+            .contains("Connection: close\r\n")
         );
         assert!(
-            head(StatusCode::OK, Some(0), true, Version::HTTP_10)
-                .contains("Connection: keep-alive\r\n")
+            head(
+                StatusCode::OK,
+                Delimiting::Length(0),
+                true,
+                Version::HTTP_10
+            )
+            .contains("Connection: keep-alive\r\n")
         );
     }
 
     #[test]
     fn not_modified_has_no_length() {
         assert!(
-            !head(StatusCode::NOT_MODIFIED, None, true, Version::HTTP_11)
-                .contains("Content-Length")
+            !head(
+                StatusCode::NOT_MODIFIED,
+                Delimiting::NoBody,
+                true,
+                Version::HTTP_11
+            )
+            .contains("Content-Length")
+        );
+        let chunked = head(StatusCode::OK, Delimiting::Chunked, true, Version::HTTP_11);
+        assert!(
+            chunked.contains("Transfer-Encoding: chunked\r\n")
+                && !chunked.contains("Content-Length")
         );
         assert!(!status_allows_body(StatusCode::NOT_MODIFIED));
         assert!(!status_allows_body(StatusCode::NO_CONTENT));

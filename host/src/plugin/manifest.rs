@@ -1,0 +1,331 @@
+//! A plugin's optional sidecar, `NAME.toml`: routes, methods, grants, limits.
+//!
+//! ```toml
+//! routes = ["/notes", "/notes/*"]   # exact paths, or prefixes ending in /*
+//! methods = ["GET", "POST"]         # default: every method
+//! env = { GREETING = "hello" }      # environment variables the plugin sees
+//!
+//! [[dirs]]                          # directories the plugin may open
+//! host = "data/notes"               # relative to the plugins directory
+//! guest = "/data"                   # where the plugin sees it
+//! writable = true                   # default: read-only
+//!
+//! [limits]                          # each defaults to the server's setting
+//! memory_mib = 64
+//! timeout_secs = 5
+//! request_body_kib = 1024
+//! response_kib = 10240
+//! ```
+//!
+//! Without a sidecar, `NAME.wasm` answers `/NAME` and `/NAME/*`, for every
+//! method, with no grants. Unknown keys are errors (a typo must not silently
+//! drop a limit), reported with the file's name, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use http::Method;
+use serde::Deserialize;
+
+/// Where a plugin answers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoutePattern {
+    /// Exactly this path.
+    Exact(String),
+    /// This path and everything below it (`/api/*` is stored as `/api`).
+    Prefix(String),
+}
+
+impl RoutePattern {
+    /// The route as written in a sidecar.
+    pub fn as_written(&self) -> String {
+        match self {
+            RoutePattern::Exact(path) => path.clone(),
+            RoutePattern::Prefix(path) if path == "/" => "/*".to_string(),
+            RoutePattern::Prefix(path) => format!("{path}/*"),
+        }
+    }
+}
+
+/// A directory the plugin may open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host, canonical.
+    pub host: PathBuf,
+    /// Where the plugin sees it.
+    pub guest: String,
+    /// Whether the plugin may create, change and remove files in it.
+    pub writable: bool,
+}
+
+/// Limits a sidecar sets; `None` means the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Linear memory, MiB.
+    pub memory_mib: Option<u64>,
+    /// Wall-clock time per request (CPU and host calls), seconds.
+    pub timeout_secs: Option<u64>,
+    /// Request body, KiB.
+    pub request_body_kib: Option<u64>,
+    /// Response body, KiB.
+    pub response_kib: Option<u64>,
+}
+
+/// A plugin's validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Where it answers.
+    pub routes: Vec<RoutePattern>,
+    /// Which methods it answers; `None` for all.
+    pub methods: Option<Vec<Method>>,
+    /// Environment variables granted.
+    pub env: Vec<(String, String)>,
+    /// Directories granted.
+    pub dirs: Vec<DirGrant>,
+    /// Limits set.
+    pub limits: LimitOverrides,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    routes: Option<Vec<String>>,
+    methods: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    dirs: Vec<RawDir>,
+    #[serde(default)]
+    limits: LimitOverrides,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDir {
+    host: String,
+    guest: Option<String>,
+    #[serde(default)]
+    writable: bool,
+}
+
+impl Manifest {
+    /// The configuration of a plugin without a sidecar.
+    pub fn default_for(name: &str) -> Manifest {
+        Manifest {
+            routes: default_routes(name),
+            methods: None,
+            env: Vec::new(),
+            dirs: Vec::new(),
+            limits: LimitOverrides::default(),
+        }
+    }
+
+    /// Parses and validates a sidecar. `base` is the directory that
+    /// relative `host` paths start from (the plugins directory).
+    pub fn parse(text: &str, name: &str, base: &Path) -> Result<Manifest, String> {
+        let raw: RawManifest =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let routes = match raw.routes {
+            None => default_routes(name),
+            Some(routes) if routes.is_empty() => return Err("routes: at least one route".into()),
+            Some(routes) => routes
+                .iter()
+                .map(|r| parse_route(r))
+                .collect::<Result<_, _>>()?,
+        };
+        let methods = match raw.methods {
+            None => None,
+            Some(methods) if methods.is_empty() => {
+                return Err("methods: at least one method".into());
+            }
+            Some(methods) => Some(
+                methods
+                    .iter()
+                    .map(|m| {
+                        Method::from_bytes(m.as_bytes())
+                            .map_err(|_| format!("methods: {m:?} is not a method"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        for (key, value) in &raw.env {
+            let valid_key = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !key.as_bytes()[0].is_ascii_digit();
+            if !valid_key || value.contains('\0') {
+                return Err(format!("env: {key:?} is not a valid variable"));
+            }
+        }
+        let dirs = raw
+            .dirs
+            .iter()
+            .map(|d| parse_dir(d, base))
+            .collect::<Result<_, _>>()?;
+        check_limits(&raw.limits)?;
+        Ok(Manifest {
+            routes,
+            methods,
+            env: raw.env.into_iter().collect(),
+            dirs,
+            limits: raw.limits,
+        })
+    }
+}
+
+fn default_routes(name: &str) -> Vec<RoutePattern> {
+    vec![
+        RoutePattern::Exact(format!("/{name}")),
+        RoutePattern::Prefix(format!("/{name}")),
+    ]
+}
+
+fn parse_route(route: &str) -> Result<RoutePattern, String> {
+    let bad = |why: &str| format!("routes: {route:?} {why}");
+    if !route.starts_with('/') {
+        return Err(bad("must start with /"));
+    }
+    if route.contains("//") || route.split('/').any(|s| s == "." || s == "..") {
+        return Err(bad("must be a normalised path"));
+    }
+    if route
+        .bytes()
+        .any(|b| b <= b' ' || b == b'?' || b == b'#' || b == b'%' || b == 0x7f)
+    {
+        return Err(bad("must be a plain path (no spaces, ?, # or %)"));
+    }
+    if let Some(prefix) = route.strip_suffix("/*") {
+        let prefix = if prefix.is_empty() { "/" } else { prefix };
+        return Ok(RoutePattern::Prefix(prefix.to_string()));
+    }
+    if route.contains('*') {
+        return Err(bad("may only end in /*"));
+    }
+    if route.len() > 1 && route.ends_with('/') {
+        return Err(bad("must not end in / (use /* for a prefix)"));
+    }
+    Ok(RoutePattern::Exact(route.to_string()))
+}
+
+fn parse_dir(dir: &RawDir, base: &Path) -> Result<DirGrant, String> {
+    let host = base.join(&dir.host);
+    let host = host
+        .canonicalize()
+        .map_err(|e| format!("dirs: {:?}: {e}", dir.host))?;
+    if !host.is_dir() {
+        return Err(format!("dirs: {:?} is not a directory", dir.host));
+    }
+    let guest = match &dir.guest {
+        Some(guest) => guest.clone(),
+        None => format!(
+            "/{}",
+            host.file_name().and_then(|n| n.to_str()).unwrap_or("data")
+        ),
+    };
+    if !guest.starts_with('/') || guest.split('/').any(|s| s == "..") {
+        return Err(format!(
+            "dirs: guest path {guest:?} must be absolute, without .."
+        ));
+    }
+    Ok(DirGrant {
+        host,
+        guest,
+        writable: dir.writable,
+    })
+}
+
+fn check_limits(limits: &LimitOverrides) -> Result<(), String> {
+    let ranges = [
+        ("memory_mib", limits.memory_mib, 1, 65_536),
+        ("timeout_secs", limits.timeout_secs, 1, 86_400),
+        ("request_body_kib", limits.request_body_kib, 0, 16 << 20),
+        ("response_kib", limits.response_kib, 1, 1 << 30),
+    ];
+    for (name, value, min, max) in ranges {
+        if let Some(v) = value
+            && !(min..=max).contains(&v)
+        {
+            return Err(format!("limits.{name}: {v} is outside {min}..={max}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    fn render(result: &Result<Manifest, String>, base: &Path) -> String {
+        match result {
+            Err(e) => format!("error: {e}\n"),
+            Ok(m) => {
+                let mut out = String::new();
+                let routes: Vec<String> = m.routes.iter().map(RoutePattern::as_written).collect();
+                let _ = writeln!(out, "routes: {}", routes.join(" "));
+                match &m.methods {
+                    None => out.push_str("methods: all\n"),
+                    Some(ms) => {
+                        let ms: Vec<&str> = ms.iter().map(Method::as_str).collect();
+                        let _ = writeln!(out, "methods: {}", ms.join(" "));
+                    }
+                }
+                for (k, v) in &m.env {
+                    let _ = writeln!(out, "env: {k}={v}");
+                }
+                for d in &m.dirs {
+                    let host = d.host.strip_prefix(base).unwrap_or(&d.host);
+                    let mode = if d.writable {
+                        "read-write"
+                    } else {
+                        "read-only"
+                    };
+                    let _ = writeln!(out, "dir: {} -> {} ({mode})", host.display(), d.guest);
+                }
+                let _ = writeln!(out, "limits: {:?}", m.limits);
+                out
+            }
+        }
+    }
+
+    /// Each `testdata/manifest/NAME.toml` (for a plugin called `demo`,
+    /// relative to `testdata/manifest`) gives `NAME.out`.
+    /// `UPDATE_GOLDEN=1 cargo test` rewrites the `.out` files.
+    #[test]
+    fn golden_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/manifest");
+        let base = dir.canonicalize().expect("canonical");
+        let mut cases = 0;
+        for entry in std::fs::read_dir(&dir).expect("testdata") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            cases += 1;
+            let text = std::fs::read_to_string(&path).expect("read");
+            let actual = render(&Manifest::parse(&text, "demo", &base), &base);
+            let golden = path.with_extension("out");
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&golden, &actual).expect("write golden");
+                continue;
+            }
+            let expected = std::fs::read_to_string(&golden)
+                .unwrap_or_else(|_| panic!("missing {}", golden.display()));
+            assert_eq!(actual, expected, "{}", path.display());
+        }
+        assert!(cases >= 8, "golden cases found: {cases}");
+    }
+
+    #[test]
+    fn default_routes_are_the_name_and_below() {
+        let m = Manifest::default_for("hello");
+        assert_eq!(
+            m.routes,
+            vec![
+                RoutePattern::Exact("/hello".into()),
+                RoutePattern::Prefix("/hello".into())
+            ]
+        );
+        assert_eq!(m.methods, None);
+    }
+}
