@@ -58,6 +58,21 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub io_timeout: u64,
 
+    /// Directory of WebAssembly plugins: NAME.wasm answers /NAME and below
+    /// [default: ./plugins when it exists]
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+
+    /// Seconds a plugin may run per request (a sidecar may change it)
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub plugin_timeout: u64,
+
+    /// MiB of memory a plugin instance may use (a sidecar may change it)
+    #[arg(long, default_value_t = 128, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub plugin_memory: u64,
+
     /// Seconds requests in flight may take to finish after SIGINT or SIGTERM
     #[arg(long, default_value_t = 10, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=3_600))]

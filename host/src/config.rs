@@ -14,6 +14,7 @@ use http::Version;
 use crate::cli::Args;
 use crate::http1::conn::Settings;
 use crate::http1::parse::Limits;
+use crate::plugin;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Per-connection limits and timeouts.
     pub connection: Settings,
+    /// The plugins directory, canonical, if plugins are on.
+    pub plugins: Option<PathBuf>,
+    /// The limits plugins get unless their sidecar says otherwise.
+    pub plugin_limits: plugin::Limits,
 }
 
 impl TryFrom<Args> for Config {
@@ -62,6 +67,24 @@ impl TryFrom<Args> for Config {
             None => BindTarget::AllInterfaces(args.port),
             Some(host) => BindTarget::Address(resolve(host, args.port)?),
         };
+        let plugins = match &args.plugins {
+            Some(dir) => {
+                let canonical = dir
+                    .canonicalize()
+                    .with_context(|| format!("cannot use plugins directory {}", dir.display()))?;
+                if !canonical.is_dir() {
+                    bail!(
+                        "cannot use plugins directory {}: not a directory",
+                        dir.display()
+                    );
+                }
+                Some(canonical)
+            }
+            None => PathBuf::from("plugins")
+                .canonicalize()
+                .ok()
+                .filter(|p| p.is_dir()),
+        };
         let protocol = if args.protocol == "HTTP/1.0" {
             Version::HTTP_10
         } else {
@@ -81,6 +104,11 @@ impl TryFrom<Args> for Config {
                 io_timeout: Duration::from_secs(args.io_timeout),
                 protocol,
             },
+            plugins,
+            plugin_limits: plugin::Limits::defaults(
+                Duration::from_secs(args.plugin_timeout),
+                args.plugin_memory,
+            ),
         })
     }
 }
@@ -149,6 +177,22 @@ mod tests {
         let path = file.path().to_str().expect("utf-8");
         let err = config(&["wasmhttpd", "-d", path]).expect_err("file");
         assert!(format!("{err:#}").contains("not a directory"), "{err:#}");
+    }
+
+    #[test]
+    fn plugins_directory_must_exist_when_named() {
+        let err = config(&["wasmhttpd", "--plugins", "/no/such/plugins"]).expect_err("missing");
+        assert!(format!("{err:#}").contains("/no/such/plugins"), "{err:#}");
+        let c = config(&[
+            "wasmhttpd",
+            "--plugin-timeout",
+            "5",
+            "--plugin-memory",
+            "64",
+        ])
+        .expect("config");
+        assert_eq!(c.plugin_limits.timeout, Duration::from_secs(5));
+        assert_eq!(c.plugin_limits.memory, 64 << 20);
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub enum HttpError {
     /// 431: too many header fields, or too many bytes of them.
     #[error("{0}")]
     HeaderFieldsTooLarge(&'static str),
+    /// A backend (a plugin, a CGI script) failed: 500 when it crashed, 502
+    /// when its output was not a response, 504 when it ran out of time.
+    /// The details are logged, not shown.
+    #[error("{}", .0.canonical_reason().unwrap_or("Error"))]
+    Upstream(StatusCode),
     /// 501: no backend answers this method (`Unsupported method ('X')`).
     #[error("Unsupported method ({})", py_repr(.0))]
     UnsupportedMethod(String),
@@ -65,6 +70,7 @@ impl HttpError {
                 StatusCode::NOT_IMPLEMENTED
             }
             HttpError::VersionNotSupported(_) => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            HttpError::Upstream(status) => *status,
         }
     }
 

@@ -71,9 +71,18 @@ impl Body {
     }
 }
 
-/// How a producer (a plugin instance, a CGI process) ended: `Err` with the
-/// reason when it failed after its output had started to go out.
-pub type Outcome = oneshot::Receiver<Result<(), String>>;
+/// Why a producer (a plugin instance, a CGI process) failed, and the status
+/// the client gets when nothing of the response has been sent yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// 500 for a crash, 504 for a deadline, …
+    pub status: StatusCode,
+    /// What happened, for the log.
+    pub reason: String,
+}
+
+/// How a producer ended, reported once its output is closed.
+pub type Outcome = oneshot::Receiver<Result<(), Failure>>;
 
 /// Output that streams to the client as it is produced, with backpressure:
 /// nothing is read from the producer faster than the client takes it.
@@ -149,13 +158,18 @@ impl BodyStream {
             return Ok(Some(self.buf.split().freeze()));
         }
         let outcome = match self.outcome.take() {
-            Some(outcome) => outcome
-                .await
-                .unwrap_or_else(|_| Err("producer vanished".into())),
+            Some(outcome) => outcome.await.unwrap_or_else(|_| {
+                Err(Failure {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    reason: "the producer vanished".into(),
+                })
+            }),
             None => Ok(()),
         };
         self.producer = None;
-        outcome.map(|()| None).map_err(io::Error::other)
+        outcome
+            .map(|()| None)
+            .map_err(|failure| io::Error::other(failure.reason))
     }
 }
 

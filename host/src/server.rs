@@ -24,6 +24,7 @@ use crate::access_log::AccessLog;
 use crate::config::{BindTarget, Config};
 use crate::fs_root::Root;
 use crate::http1::conn;
+use crate::plugin::registry::Plugins;
 use crate::service::Service;
 
 /// Binds the listening socket (blocking; call before starting to serve).
@@ -100,7 +101,21 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     raise_open_file_limit();
     let root = Root::open_dir(&config.directory, config.follow_symlinks)
         .with_context(|| format!("cannot open {}", config.directory.display()))?;
-    let service = Arc::new(Service::new(root, AccessLog::new(config.quiet)));
+    let plugins = match &config.plugins {
+        Some(dir) => {
+            let (plugins, problems) = Plugins::load(dir.clone(), config.plugin_limits)?;
+            for problem in problems {
+                eprintln!("wasmhttpd: {problem}");
+            }
+            Some(Arc::new(plugins))
+        }
+        None => None,
+    };
+    let service = Arc::new(Service::new(
+        root,
+        plugins.clone(),
+        AccessLog::new(config.quiet),
+    ));
     let settings = Arc::new(config.connection.clone());
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -109,6 +124,11 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     let permits = Arc::new(Semaphore::new(config.max_connections as usize));
 
     println!("{}", banner(listener.local_addr()?));
+    if let Some(plugins) = &plugins {
+        for plugin in plugins.table().plugins() {
+            println!("{}", plugin.describe());
+        }
+    }
 
     let interrupted = loop {
         let permit = tokio::select! {

@@ -1,51 +1,117 @@
-//! `handle()`: route → dispatch → finalize. It never fails.
+//! `handle()`: route → dispatch → respond. It never fails.
 //!
-//! Every backend returns `Result<Response, HttpError>`; an error becomes
-//! Python's error page here, so whatever happens, the client gets a real
-//! response. The connection layer then frames and writes it (adding the
-//! headers every response carries: `Server`, `Date`, `Content-Length`) and
-//! records it in the access log.
+//! Every backend returns `Result<_, HttpError>`; an error becomes Python's
+//! error page here, so whatever happens, the client gets a real response.
+//! The connection layer then frames and writes it (adding the headers every
+//! response carries: `Server`, `Date`, `Content-Length`) and records it in
+//! the access log.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{Method, StatusCode, header};
 
 use crate::access_log::AccessLog;
+use crate::cgi::output::Output;
 use crate::error::HttpError;
 use crate::fs_root::Root;
 use crate::http1::body::RequestBody;
+use crate::plugin::registry::Plugins;
 use crate::request::Request;
 use crate::response::Response;
-use crate::route::{Route, Router};
+use crate::route::{Route, route};
+use crate::safe_path::UrlPath;
 use crate::static_files;
+
+/// How many local redirects (RFC 3875 §6.2.2) one request may follow.
+const MAX_LOCAL_REDIRECTS: u8 = 5;
 
 /// Everything needed to answer requests.
 #[derive(Debug)]
 pub struct Service {
-    router: Router,
     root: Root,
+    plugins: Option<Arc<Plugins>>,
+    /// The plugins directory's URL path, when it lies inside the served
+    /// directory: never served as files.
+    hidden: Option<String>,
     access_log: AccessLog,
 }
 
 impl Service {
-    /// A service serving `root`.
-    pub fn new(root: Root, access_log: AccessLog) -> Service {
+    /// A service serving `root`, with `plugins` if there are any.
+    pub fn new(root: Root, plugins: Option<Arc<Plugins>>, access_log: AccessLog) -> Service {
+        let hidden = plugins.as_ref().and_then(|p| {
+            let relative = p.dir().strip_prefix(root.path()).ok()?;
+            Some(format!("/{}", relative.to_string_lossy()))
+        });
         Service {
-            router: Router::default(),
             root,
+            plugins,
+            hidden,
             access_log,
         }
     }
 
     /// Answers one request; `body` is its body, for the backends that read one.
-    pub async fn handle(&self, request: &Request, _body: &mut RequestBody<'_>) -> Response {
-        let result = match self.router.route(request) {
-            Route::Static => static_files::serve(&self.root, request),
+    pub async fn handle(&self, request: &Request, body: &mut RequestBody<'_>) -> Response {
+        self.dispatch(request, body, 0)
+            .await
+            .unwrap_or_else(|error| self.error_response(&error))
+    }
+
+    async fn dispatch(
+        &self,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        redirects: u8,
+    ) -> Result<Response, HttpError> {
+        let url = UrlPath::parse(request.path())?;
+        let path = url.display();
+        let table = self.plugins.as_ref().map(|plugins| plugins.table());
+        match route(&request.method, &path, table.as_deref()) {
+            Route::Plugin(matched) => {
+                let runtime = self
+                    .plugins
+                    .as_ref()
+                    .map(|p| p.runtime())
+                    .ok_or(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR))?;
+                match matched
+                    .plugin
+                    .serve(runtime, request, body, &matched)
+                    .await?
+                {
+                    Output::Response(response) => Ok(response),
+                    Output::LocalRedirect(target) => {
+                        if redirects >= MAX_LOCAL_REDIRECTS {
+                            matched
+                                .plugin
+                                .log(&format!("more than {MAX_LOCAL_REDIRECTS} local redirects"));
+                            return Err(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR));
+                        }
+                        let redirected = local_redirect(request, target);
+                        Box::pin(self.dispatch(
+                            &redirected,
+                            &mut RequestBody::empty(),
+                            redirects + 1,
+                        ))
+                        .await
+                    }
+                }
+            }
+            Route::Static if self.is_hidden(&path) => Err(HttpError::NotFound("File not found")),
+            Route::Static => static_files::serve(&self.root, request, &url),
             Route::Unsupported => Err(HttpError::UnsupportedMethod(
                 request.method.as_str().to_owned(),
             )),
-        };
-        result.unwrap_or_else(|error| self.error_response(&error))
+        }
+    }
+
+    fn is_hidden(&self, path: &str) -> bool {
+        self.hidden.as_deref().is_some_and(|hidden| {
+            path.strip_prefix(hidden)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     /// The error page for `error`.
@@ -63,5 +129,27 @@ impl Service {
     ) {
         self.access_log
             .record(peer.ip(), request_line, status, size);
+    }
+}
+
+/// The GET that a script's `Location: /path` asks the server to answer
+/// instead (RFC 3875 §6.2.2): same client and headers, no body.
+fn local_redirect(request: &Request, target: String) -> Request {
+    let mut headers = request.headers.clone();
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_TYPE,
+        header::TRANSFER_ENCODING,
+        header::EXPECT,
+    ] {
+        headers.remove(name);
+    }
+    Request {
+        method: Method::GET,
+        target: Bytes::from(target),
+        version: request.version,
+        headers,
+        peer: request.peer,
+        local: request.local,
     }
 }

@@ -32,9 +32,9 @@ use crate::validators::Validators;
 
 const NOT_FOUND: HttpError = HttpError::NotFound("File not found");
 
-/// Answers a GET or HEAD from the directory.
-pub fn serve(root: &Root, request: &Request) -> Result<Response, HttpError> {
-    let url = UrlPath::parse(request.path())?;
+/// Answers a GET or HEAD from the directory for `url`, the request's
+/// decoded path.
+pub fn serve(root: &Root, request: &Request, url: &UrlPath) -> Result<Response, HttpError> {
     let relative = url.relative();
     let file = root.open(relative).map_err(|_| NOT_FOUND)?;
     let stat = rustix::fs::fstat(&file).map_err(|_| NOT_FOUND)?;
@@ -51,7 +51,7 @@ pub fn serve(root: &Root, request: &Request) -> Result<Response, HttpError> {
                     return file_response(request, page, &stat, index.as_bytes());
                 }
             }
-            listing::render(&file, &url)
+            listing::render(&file, url)
         }
         FileType::RegularFile if !url.trailing_slash => {
             file_response(request, file, &stat, url.file_name().unwrap_or_default())

@@ -14,9 +14,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long any single test read may wait.
@@ -30,6 +30,7 @@ pub struct Server {
     /// The banner line.
     pub banner: String,
     log: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 /// The binary under test.
@@ -59,6 +60,20 @@ impl Server {
             command.current_dir(cwd);
         }
         command.args(args);
+        Server::spawn(command, args)
+    }
+
+    /// Serves `dir` like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(binary());
+        command.args([
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            dir.to_str().expect("utf-8 path"),
+        ]);
+        command.args(args).envs(env.iter().copied());
         Server::spawn(command, args)
     }
 
@@ -95,12 +110,17 @@ impl Server {
         });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let printed = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&printed);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = tx.send(line);
             }
-            for _ in lines {}
+            for line in lines {
+                let Ok(line) = line else { break };
+                sink.lock().expect("stdout").push(line);
+            }
         });
         let banner = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => line,
@@ -117,6 +137,7 @@ impl Server {
             addr,
             banner,
             log,
+            stdout: printed,
         }
     }
 
@@ -154,6 +175,12 @@ impl Server {
     /// `GET target`.
     pub fn get(&self, target: &str) -> Response {
         self.request("GET", target, &[])
+    }
+
+    /// What the server printed on stdout after the banner (plugin lines).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.stdout.lock().expect("stdout").clone()
     }
 
     /// The access log lines so far.
@@ -369,4 +396,53 @@ pub fn write(dir: &Path, relative: &str, content: impl AsRef<[u8]>) {
         std::fs::create_dir_all(parent).expect("mkdir");
     }
     std::fs::write(path, content).expect("write");
+}
+
+/// The workspace's root directory.
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+}
+
+/// The test guest `name` (`tests/guests/src/bin/NAME.rs`), compiled for
+/// wasm32-wasip1. The guests are built once per test process, in their
+/// own target directory so as not to contend with the host's build.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = workspace();
+        let target = root.join("target/guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
+            .arg(root.join("tests/guests/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .output()
+            .expect("run cargo to build the test guests");
+        assert!(
+            output.status.success(),
+            "building the test guests failed (is the wasm32-wasip1 target installed? \
+             `rustup target add wasm32-wasip1`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target.join("wasm32-wasip1/release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "no test guest {name}");
+    path
+}
+
+/// Copies test guest `guest` into `plugins` as `NAME.wasm`.
+pub fn install(plugins: &Path, guest_name: &str, as_name: &str) {
+    std::fs::create_dir_all(plugins).expect("mkdir plugins");
+    std::fs::copy(guest(guest_name), plugins.join(format!("{as_name}.wasm"))).expect("copy guest");
 }

@@ -3,6 +3,9 @@
 //!
 //! - [`env`]: the request as meta-variables.
 //! - [`response`]: the script's output head, parsed strictly.
+//! - [`output`]: the script's output, held until it is known to be good,
+//!   then streamed.
 
 pub mod env;
+pub mod output;
 pub mod response;

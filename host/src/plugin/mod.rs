@@ -1,6 +1,232 @@
 //! WebAssembly plugins: `.wasm` files in the plugins directory that answer
 //! requests, sandboxed.
 //!
-//! - [`manifest`]: the optional sidecar `NAME.toml`.
+//! A plugin is `NAME.wasm` with an optional sidecar `NAME.toml`. Its kind is
+//! told from the binary, never from a flag: a core module exporting
+//! `_start` (a `wasm32-wasip1` command) runs as CGI-over-WASI.
+//!
+//! - [`manifest`]: the sidecar.
+//! - [`registry`]: the plugins of a directory and their routes.
+//! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
+//! - [`wagi`]: the CGI-over-WASI executor.
+//! - [`guest_log`]: guest stderr → the server's log.
 
+pub mod engine;
+pub mod guest_log;
 pub mod manifest;
+pub mod registry;
+pub mod wagi;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use wasmtime::Module;
+
+use self::engine::{MAX_MEMORY, Runtime};
+use self::manifest::{DirGrant, Manifest, RoutePattern};
+use self::wagi::Wagi;
+use crate::cgi::env::{Script, meta_variables};
+use crate::cgi::output::{Output, collect};
+use crate::error::HttpError;
+use crate::http1::body::RequestBody;
+use crate::request::Request;
+
+/// Limits every plugin gets unless its sidecar says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time per request.
+    pub timeout: Duration,
+    /// Linear memory, bytes.
+    pub memory: u64,
+    /// Request body, bytes.
+    pub request_body: u64,
+    /// Response body, bytes.
+    pub response: u64,
+}
+
+impl Limits {
+    /// The defaults: `--plugin-timeout` and `--plugin-memory` from the
+    /// command line; 16 MiB of request body and 256 MiB of response.
+    pub fn defaults(timeout: Duration, memory_mib: u64) -> Limits {
+        Limits {
+            timeout,
+            memory: memory_mib << 20,
+            request_body: 16 << 20,
+            response: 256 << 20,
+        }
+    }
+
+    fn with(self, overrides: &manifest::LimitOverrides) -> Limits {
+        Limits {
+            timeout: overrides
+                .timeout_secs
+                .map_or(self.timeout, Duration::from_secs),
+            memory: overrides
+                .memory_mib
+                .map_or(self.memory, |m| m << 20)
+                .min(MAX_MEMORY),
+            request_body: overrides
+                .request_body_kib
+                .map_or(self.request_body, |k| k << 10),
+            response: overrides.response_kib.map_or(self.response, |k| k << 10),
+        }
+    }
+}
+
+/// What a plugin is granted beyond the request.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Directories.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// A loaded plugin, ready to serve.
+#[derive(Debug)]
+pub struct Plugin {
+    /// Its name (the file name without `.wasm`).
+    pub name: String,
+    /// Its `.wasm` file.
+    pub file: PathBuf,
+    /// Its configuration.
+    pub manifest: Manifest,
+    /// Its limits, resolved.
+    pub limits: Limits,
+    grants: Grants,
+    executor: Wagi,
+}
+
+/// Which part of a request's path a plugin route matched.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    /// The plugin.
+    pub plugin: Arc<Plugin>,
+    /// `SCRIPT_NAME`: the route's path.
+    pub script_name: String,
+    /// `PATH_INFO`: the rest.
+    pub path_info: String,
+}
+
+impl Plugin {
+    /// Loads `dir/NAME.wasm` with `dir/NAME.toml` if there is one.
+    pub fn load(
+        runtime: &Runtime,
+        dir: &Path,
+        name: &str,
+        defaults: Limits,
+    ) -> Result<Plugin, String> {
+        let file = dir.join(format!("{name}.wasm"));
+        let sidecar = dir.join(format!("{name}.toml"));
+        let manifest = match std::fs::read_to_string(&sidecar) {
+            Ok(text) => Manifest::parse(&text, name, dir)
+                .map_err(|e| format!("{}: {e}", sidecar.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default_for(name),
+            Err(e) => return Err(format!("{}: {e}", sidecar.display())),
+        };
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let executor =
+            prepare(runtime, &bytes).map_err(|e| format!("{}: {e:#}", file.display()))?;
+        Ok(Plugin {
+            name: name.to_string(),
+            file,
+            limits: defaults.with(&manifest.limits),
+            grants: Grants {
+                env: manifest.env.clone(),
+                dirs: manifest.dirs.clone(),
+            },
+            manifest,
+            executor,
+        })
+    }
+
+    /// The kind of plugin, as the banner shows it.
+    pub fn kind(&self) -> &'static str {
+        "CGI-over-WASI"
+    }
+
+    /// One line for the banner: name, routes, methods, kind.
+    pub fn describe(&self) -> String {
+        let routes: Vec<String> = self
+            .manifest
+            .routes
+            .iter()
+            .map(RoutePattern::as_written)
+            .collect();
+        let methods = match &self.manifest.methods {
+            None => "all methods".to_string(),
+            Some(methods) => methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        format!(
+            "Plugin {}: {} ({methods}; {})",
+            self.name,
+            routes.join(" "),
+            self.kind()
+        )
+    }
+
+    /// Answers `request`, matched to this plugin as `matched`.
+    pub async fn serve(
+        &self,
+        runtime: &Arc<Runtime>,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        matched: &Matched,
+    ) -> Result<Output, HttpError> {
+        let stdin = body
+            .read_to_end(self.limits.request_body)
+            .await
+            .map_err(|e| e.to_http_error())?;
+        let script = Script {
+            script_name: &matched.script_name,
+            path_info: &matched.path_info,
+            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
+        };
+        let env = meta_variables(request, &script);
+        let produced = self
+            .executor
+            .start(runtime, &self.name, &self.grants, &self.limits, &env, stdin)
+            .map_err(|e| self.failed(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")))?;
+        collect(produced, self.limits.response)
+            .await
+            .map_err(|rejected| {
+                if let Some(why) = &rejected.log {
+                    self.log(why);
+                }
+                rejected.error
+            })
+    }
+
+    fn failed(&self, status: StatusCode, why: &str) -> HttpError {
+        self.log(why);
+        HttpError::Upstream(status)
+    }
+
+    /// Writes a line about this plugin to the server's log.
+    pub fn log(&self, line: &str) {
+        eprintln!("[plugin {}] {line}", self.name);
+    }
+}
+
+/// Tells the plugin's kind from its bytes and prepares its executor.
+fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Wagi> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+            let module =
+                Module::new(runtime.engine(), bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            Wagi::prepare(runtime, &module)
+        }
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
+            anyhow::bail!(
+                "a WebAssembly component: components are not supported yet (CGI-over-WASI modules are)"
+            )
+        }
+        _ => anyhow::bail!("not a WebAssembly binary"),
+    }
+}

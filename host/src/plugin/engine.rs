@@ -1,0 +1,154 @@
+//! The one wasmtime `Engine` every plugin runs on, and what is shared by all
+//! of their instances.
+//!
+//! - **Pooling allocator**: instance slots (memories, tables, fiber stacks)
+//!   are reserved once and reused, so instantiation costs microseconds. If
+//!   the machine cannot reserve the address space (a small virtual address
+//!   space, a `ulimit -v`), the engine falls back to on-demand allocation
+//!   and says so.
+//! - **A semaphore sized to the pool**: a request waits for a free slot
+//!   rather than failing when every slot is in use.
+//! - **One epoch ticker thread**: it advances the engine's epoch every
+//!   [`EPOCH_TICK`]; a running guest yields to the async executor at each
+//!   tick (so a guest that loops cannot hold a worker thread) and is
+//!   stopped at its deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig, StoreLimits,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+/// How often the epoch advances: a guest's deadline is checked, and a
+/// running guest yields, this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances that may run at once (the pool's size).
+pub const MAX_INSTANCES: u32 = 256;
+
+/// The largest linear memory any plugin may be granted.
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// What a CGI-over-WASI instance's store holds.
+pub struct GuestState {
+    /// WASI: arguments, environment, stdio, granted directories.
+    pub wasi: WasiP1Ctx,
+    /// The memory and table caps.
+    pub limits: StoreLimits,
+}
+
+impl std::fmt::Debug for GuestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestState").finish_non_exhaustive()
+    }
+}
+
+/// The engine, its linker and the slots to run instances in.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    slots: Arc<Semaphore>,
+    pooling: bool,
+    ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("pooling", &self.pooling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// An engine with the pooling allocator, or on-demand allocation where
+    /// the pool cannot be reserved.
+    pub fn new() -> anyhow::Result<Runtime> {
+        let (engine, pooling) = match Engine::new(&config(true)) {
+            Ok(engine) => (engine, true),
+            Err(error) => {
+                eprintln!(
+                    "wasmhttpd: pooling allocator unavailable ({error:#}); allocating instances on demand"
+                );
+                let engine = Engine::new(&config(false))
+                    .map_err(|e| anyhow::anyhow!("cannot create the WebAssembly engine: {e:#}"))?;
+                (engine, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut GuestState| {
+            &mut state.wasi
+        })
+        .map_err(|e| anyhow::anyhow!("cannot link WASI: {e:#}"))?;
+        let ticker = Arc::new(AtomicBool::new(true));
+        let running = Arc::clone(&ticker);
+        let ticking = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticking.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .context("cannot start the epoch ticker")?;
+        Ok(Runtime {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            pooling,
+            ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker with WASI preview 1, for pre-linking modules.
+    pub fn linker(&self) -> &Linker<GuestState> {
+        &self.linker
+    }
+
+    /// The slots instances run in: hold a permit while an instance lives.
+    pub fn slots(&self) -> &Arc<Semaphore> {
+        &self.slots
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+fn config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(MAX_INSTANCES)
+            .total_memories(MAX_INSTANCES)
+            .total_tables(MAX_INSTANCES)
+            .total_stacks(MAX_INSTANCES)
+            .max_memory_size(MAX_MEMORY as usize)
+            .max_tables_per_module(4)
+            .max_memories_per_module(1);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}

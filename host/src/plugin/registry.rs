@@ -1,0 +1,249 @@
+//! The plugins of a directory, loaded, and the table that routes to them.
+//!
+//! Loading reports each problem with the file it is in (a sidecar that does
+//! not parse, a module that does not compile or link, a route another
+//! plugin already answers) and leaves that plugin out; the rest serve.
+//! Route conflicts are settled by name order: the plugin whose name sorts
+//! first keeps the route.
+//!
+//! Lookup: among the routes that match the path *and* allow the method, an
+//! exact route beats a prefix, and a longer prefix beats a shorter one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use http::Method;
+
+use super::engine::Runtime;
+use super::manifest::RoutePattern;
+use super::{Limits, Matched, Plugin};
+
+/// The loaded plugins and their routes: an immutable snapshot.
+#[derive(Debug, Default)]
+pub struct Table {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    routes: Vec<(RoutePattern, Arc<Plugin>)>,
+}
+
+impl Table {
+    /// Builds the table from loaded plugins (in name order); returns the
+    /// plugins left out for their routes, with why.
+    pub fn build(plugins: Vec<Plugin>) -> (Table, Vec<String>) {
+        let mut table = Table::default();
+        let mut problems = Vec::new();
+        for plugin in plugins {
+            let plugin = Arc::new(plugin);
+            let conflict = plugin.manifest.routes.iter().find_map(|pattern| {
+                table.routes.iter().find(|(taken, owner)| {
+                    taken == pattern
+                        && methods_overlap(&owner.manifest.methods, &plugin.manifest.methods)
+                })
+            });
+            if let Some((pattern, owner)) = conflict {
+                problems.push(format!(
+                    "{}: route {} is already answered by plugin {}; {} is not routed",
+                    plugin.file.display(),
+                    pattern.as_written(),
+                    owner.name,
+                    plugin.name
+                ));
+                continue;
+            }
+            for pattern in &plugin.manifest.routes {
+                table.routes.push((pattern.clone(), Arc::clone(&plugin)));
+            }
+            table.plugins.insert(plugin.name.clone(), plugin);
+        }
+        (table, problems)
+    }
+
+    /// The plugins, in name order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// The plugin route for a decoded, normalised `path` and `method`.
+    pub fn find(&self, path: &str, method: &Method) -> Option<Matched> {
+        let mut best: Option<(&RoutePattern, &Arc<Plugin>)> = None;
+        for (pattern, plugin) in &self.routes {
+            if !pattern_matches(pattern, path) || !allows(&plugin.manifest.methods, method) {
+                continue;
+            }
+            let better = match (best.map(|(p, _)| p), pattern) {
+                (None, _) => true,
+                (Some(RoutePattern::Exact(_)), _) => false,
+                (Some(RoutePattern::Prefix(_)), RoutePattern::Exact(_)) => true,
+                (Some(RoutePattern::Prefix(a)), RoutePattern::Prefix(b)) => b.len() > a.len(),
+            };
+            if better {
+                best = Some((pattern, plugin));
+            }
+        }
+        let (pattern, plugin) = best?;
+        let (script_name, path_info) = match pattern {
+            RoutePattern::Exact(route) => (route.clone(), String::new()),
+            RoutePattern::Prefix(route) if route == "/" => (String::new(), path.to_string()),
+            RoutePattern::Prefix(route) => (route.clone(), path[route.len()..].to_string()),
+        };
+        Some(Matched {
+            plugin: Arc::clone(plugin),
+            script_name,
+            path_info,
+        })
+    }
+}
+
+fn pattern_matches(pattern: &RoutePattern, path: &str) -> bool {
+    match pattern {
+        RoutePattern::Exact(route) => path == route,
+        RoutePattern::Prefix(route) if route == "/" => true,
+        RoutePattern::Prefix(route) => path
+            .strip_prefix(route.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+    }
+}
+
+fn allows(methods: &Option<Vec<Method>>, method: &Method) -> bool {
+    methods.as_ref().is_none_or(|list| list.contains(method))
+}
+
+fn methods_overlap(a: &Option<Vec<Method>>, b: &Option<Vec<Method>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
+        _ => true,
+    }
+}
+
+/// The plugins directory: its table, swapped whole when the directory
+/// changes, so a request always sees one consistent set of plugins.
+#[derive(Debug)]
+pub struct Plugins {
+    dir: PathBuf,
+    runtime: Arc<Runtime>,
+    defaults: Limits,
+    table: RwLock<Arc<Table>>,
+}
+
+impl Plugins {
+    /// Loads the plugins in `dir` (canonical); returns the problems found.
+    pub fn load(dir: PathBuf, defaults: Limits) -> anyhow::Result<(Plugins, Vec<String>)> {
+        let runtime = Arc::new(Runtime::new()?);
+        let (table, problems) = load_dir(&runtime, &dir, defaults);
+        let plugins = Plugins {
+            dir,
+            runtime,
+            defaults,
+            table: RwLock::new(Arc::new(table)),
+        };
+        Ok((plugins, problems))
+    }
+
+    /// The plugins directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shared engine.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The defaults a sidecar may change.
+    pub fn defaults(&self) -> Limits {
+        self.defaults
+    }
+
+    /// The current table.
+    pub fn table(&self) -> Arc<Table> {
+        Arc::clone(
+            &self
+                .table
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// Replaces the table.
+    pub fn replace(&self, table: Table) {
+        *self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
+    }
+}
+
+/// Loads every `NAME.wasm` in `dir`, in name order. Returns the table and
+/// one message per plugin left out.
+pub fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> (Table, Vec<String>) {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".wasm")?;
+                valid_name(stem).then(|| stem.to_string())
+            })
+            .collect(),
+        Err(e) => return (Table::default(), vec![format!("{}: {e}", dir.display())]),
+    };
+    names.sort();
+    let mut problems = Vec::new();
+    let mut plugins = Vec::new();
+    for name in names {
+        match Plugin::load(runtime, dir, &name, defaults) {
+            Ok(plugin) => plugins.push(plugin),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let (table, conflicts) = Table::build(plugins);
+    problems.extend(conflicts);
+    (table, problems)
+}
+
+/// Plugin names are path segments: no dots at the start, nothing that would
+/// need escaping in a URL.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matches_the_path_and_below_only() {
+        let prefix = RoutePattern::Prefix("/api".into());
+        assert!(pattern_matches(&prefix, "/api"));
+        assert!(pattern_matches(&prefix, "/api/x/y"));
+        assert!(!pattern_matches(&prefix, "/apix"));
+        assert!(pattern_matches(
+            &RoutePattern::Prefix("/".into()),
+            "/anything"
+        ));
+        assert!(pattern_matches(&RoutePattern::Exact("/a".into()), "/a"));
+        assert!(!pattern_matches(&RoutePattern::Exact("/a".into()), "/a/"));
+    }
+
+    #[test]
+    fn methods() {
+        let post = Some(vec![Method::POST]);
+        assert!(allows(&None, &Method::GET));
+        assert!(allows(&post, &Method::POST));
+        assert!(!allows(&post, &Method::GET));
+        assert!(methods_overlap(&None, &post));
+        assert!(!methods_overlap(&post, &Some(vec![Method::GET])));
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("hello-c"));
+        assert!(valid_name("v1.2"));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name(""));
+    }
+}

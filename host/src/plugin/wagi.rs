@@ -1,0 +1,214 @@
+//! The CGI-over-WASI executor: a `wasm32-wasip1` command module run as a
+//! CGI script (the WAGI contract), one fresh instance per request.
+//!
+//! The request reaches the guest as RFC 3875 meta-variables (plus the
+//! variables its sidecar grants) in the environment, and its body on stdin.
+//! The guest writes a CGI response on stdout, through a 64 KiB pipe: when
+//! the client reads slowly the guest blocks, so output is never held in
+//! memory beyond that. Its stderr goes to the log, tagged with its name.
+//! It sees no directory, no host variable and no network that its sidecar
+//! does not grant.
+//!
+//! Limits, each ending the instance with a clean status while nothing has
+//! been sent (and an aborted response after):
+//! - time: the epoch callback yields to the executor at every tick (a
+//!   looping guest cannot hold a worker thread) and traps at the deadline;
+//!   a wall-clock timeout around the whole run also covers time spent
+//!   blocked in host calls (a guest that sleeps) → 504;
+//! - memory: `StoreLimits` caps linear memory; growing past it traps → 500;
+//! - stack: wasmtime's stack limit turns runaway recursion into a trap → 500;
+//! - a trap, a panic, or a non-zero exit status → 500;
+//! - output: the response size cap (see `cgi::output`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::sync::oneshot;
+use wasmtime::{InstancePre, Module, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::cli::AsyncStdoutStream;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use super::engine::{GuestState, Runtime};
+use super::guest_log::GuestLog;
+use super::{Grants, Limits};
+use crate::cgi::output::Produced;
+use crate::response::Failure;
+
+/// Size of the pipe between the guest's stdout and the response.
+const STDOUT_PIPE: usize = 64 * 1024;
+
+/// A module pre-linked against WASI, ready to instantiate.
+pub struct Wagi {
+    pre: InstancePre<GuestState>,
+}
+
+impl std::fmt::Debug for Wagi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wagi").finish_non_exhaustive()
+    }
+}
+
+/// The deadline passed: raised from the epoch callback.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+impl Wagi {
+    /// Checks that `module` is a WASI command and links it once.
+    pub fn prepare(runtime: &Runtime, module: &Module) -> anyhow::Result<Wagi> {
+        if module.get_export("_start").is_none() {
+            bail!(
+                "the module exports no _start: it is not a WASI command (a reactor or a library?)"
+            );
+        }
+        let pre = runtime
+            .linker()
+            .instantiate_pre(module)
+            .map_err(|e| anyhow!("cannot link: {e:#}"))?;
+        Ok(Wagi { pre })
+    }
+
+    /// Starts an instance for one request: `env` is its environment,
+    /// `stdin` its request body.
+    pub fn start(
+        &self,
+        runtime: &Arc<Runtime>,
+        name: &str,
+        grants: &Grants,
+        limits: &Limits,
+        env: &[(String, String)],
+        stdin: Bytes,
+    ) -> anyhow::Result<Produced> {
+        let (stdout, output) = tokio::io::duplex(STDOUT_PIPE);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg(name)
+            .envs(env)
+            .envs(&grants.env)
+            .stdin(MemoryInputPipe::new(stdin))
+            .stdout(AsyncStdoutStream::new(16 * 1024, stdout))
+            .stderr(AsyncStdoutStream::new(4096, GuestLog::new(name)))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for dir in &grants.dirs {
+            let perms = if dir.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| anyhow!("cannot grant {}: {e:#}", dir.host.display()))?;
+        }
+        let state = GuestState {
+            wasi: wasi.build_p1(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory as usize)
+                .memories(1)
+                .tables(4)
+                .instances(1)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(runtime.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        let deadline = Instant::now() + limits.timeout;
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+
+        let pre = self.pre.clone();
+        let slots = Arc::clone(runtime.slots());
+        let timeout = limits.timeout;
+        let memory = limits.memory;
+        let tag = format!("[plugin {name}]");
+        let (report, outcome) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let run = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            };
+            let result = tokio::time::timeout(timeout, run).await;
+            let verdict = judge(result, timeout, memory);
+            if let Err(failure) = &verdict {
+                eprintln!("{tag} {}", failure.reason);
+            }
+            // Closing stdout before reporting lets the reader see the end
+            // of the output first.
+            drop(store);
+            let _ = report.send(verdict);
+        });
+        Ok(Produced {
+            output: Box::pin(output),
+            outcome,
+            producer: task.abort_handle(),
+        })
+    }
+}
+
+/// How an instance's run ended, as the client will be told.
+fn judge(
+    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+    memory: u64,
+) -> Result<(), Failure> {
+    let failed = |status, reason: String| Err(Failure { status, reason });
+    let timed_out = || {
+        failed(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("stopped after its time limit of {}s", timeout.as_secs()),
+        )
+    };
+    let error = match result {
+        Err(_) => return timed_out(),
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(error)) => error,
+    };
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return match exit.0 {
+            0 => Ok(()),
+            code => failed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("exited with status {code}"),
+            ),
+        };
+    }
+    if error.is::<DeadlineExceeded>() || error.chain().any(|e| e.is::<DeadlineExceeded>()) {
+        return timed_out();
+    }
+    let reason = match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
+        Some(Trap::UnreachableCodeReached) => {
+            "trapped: unreachable (a panic or an abort)".to_string()
+        }
+        Some(trap) => format!("trapped: {trap}"),
+        None if format!("{error:#}").contains("forcing trap when growing memory") => {
+            format!("memory limit of {} MiB reached", memory >> 20)
+        }
+        None => format!("failed: {}", first_line(&format!("{error:#}"))),
+    };
+    failed(StatusCode::INTERNAL_SERVER_ERROR, reason)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
