@@ -647,3 +647,143 @@ fn stderr_lines_are_logged_tagged_and_escaped() {
         "{red:?}"
     );
 }
+
+/// Polls `ok` for up to `limit`; returns how long it took to become true.
+fn within(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if ok() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+#[test]
+fn hot_reload_adds_replaces_and_removes_plugins_without_restart() {
+    let setup = Setup::new().plugin("echo", "live");
+    let server = setup.start(&[]);
+    assert_eq!(server.get("/added").status, 404);
+
+    install(&setup.plugins(), "counter", "added");
+    let took = within(Duration::from_secs(5), || {
+        server.get("/added").status == 200
+    })
+    .expect("added");
+    assert!(
+        took < Duration::from_secs(2),
+        "a new plugin answers within about a second: {took:?}"
+    );
+
+    install(&setup.plugins(), "counter", "live");
+    within(Duration::from_secs(5), || {
+        server.get("/live").text().contains("seen by this instance")
+    })
+    .expect("replaced");
+
+    std::fs::remove_file(setup.plugins().join("added.wasm")).expect("remove");
+    within(Duration::from_secs(5), || {
+        server.get("/added").status == 404
+    })
+    .expect("removed");
+
+    write(&setup.plugins(), "live.toml", "routes = [\"/moved/*\"]\n");
+    within(Duration::from_secs(5), || {
+        server.get("/moved/x").status == 200
+    })
+    .expect("sidecar applied");
+    assert_eq!(server.get("/live").status, 404);
+
+    let lines = server.stdout_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Plugin added:") && l.ends_with("(added)")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "Plugin added: removed"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_broken_replacement_is_reported_once_and_the_previous_version_keeps_serving() {
+    let setup = Setup::new().plugin("echo", "steady");
+    let server = setup.start(&[]);
+    assert_eq!(server.get("/steady").status, 200);
+    std::fs::write(
+        setup.plugins().join("steady.wasm"),
+        b"\0asm\x01\0\0\0garbage",
+    )
+    .expect("write");
+    server.wait_for_log(|l| {
+        l.contains("steady.wasm") && l.contains("the previous version keeps serving")
+    });
+    assert!(
+        server.get("/steady").text().contains("SCRIPT_NAME=/steady"),
+        "still the old version"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let reports = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("steady.wasm"))
+        .count();
+    assert_eq!(reports, 1, "{:?}", server.log());
+}
+
+#[test]
+fn a_half_written_copy_causes_no_spurious_error() {
+    let setup = Setup::new();
+    let server = setup.start(&[]);
+    let wasm = std::fs::read(support::guest("echo")).expect("guest");
+    let target = setup.plugins().join("slow.wasm");
+    let mut file = std::fs::File::create(&target).expect("create");
+    file.write_all(&wasm[..wasm.len() / 2]).expect("first half");
+    file.flush().expect("flush");
+    // Longer than the quiet period: a reload sees the half-written file.
+    std::thread::sleep(Duration::from_millis(500));
+    file.write_all(&wasm[wasm.len() / 2..])
+        .expect("second half");
+    drop(file);
+    within(Duration::from_secs(5), || server.get("/slow").status == 200)
+        .expect("loaded once complete");
+    assert!(
+        !server.log().iter().any(|l| l.contains("slow.wasm")),
+        "{:?}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_request_in_flight_finishes_on_the_version_it_started_with() {
+    let setup = Setup::new().plugin("big", "swap");
+    let server = setup.start(&[]);
+    let size = 4_000_000;
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            format!("GET /swap?{size} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("send");
+    let mut first = [0u8; 1024];
+    let n = stream.read(&mut first).expect("response started");
+    assert!(n > 0);
+    // The guest is now blocked on its full output pipe. Replace it.
+    install(&setup.plugins(), "echo", "swap");
+    within(Duration::from_secs(5), || {
+        server.get("/swap").text().contains("SCRIPT_NAME=/swap")
+    })
+    .expect("new version");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("rest");
+    let mut all = first[..n].to_vec();
+    all.extend_from_slice(&rest);
+    assert!(
+        all.ends_with(b"\r\n0\r\n\r\n"),
+        "the old version completed its response"
+    );
+    assert!(all.len() > size, "{}", all.len());
+}

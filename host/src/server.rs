@@ -25,6 +25,7 @@ use crate::config::{BindTarget, Config};
 use crate::fs_root::Root;
 use crate::http1::conn;
 use crate::plugin::registry::Plugins;
+use crate::plugin::watch as hot_reload;
 use crate::service::Service;
 
 /// Binds the listening socket (blocking; call before starting to serve).
@@ -124,11 +125,24 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     let permits = Arc::new(Semaphore::new(config.max_connections as usize));
 
     println!("{}", banner(listener.local_addr()?));
-    if let Some(plugins) = &plugins {
-        for plugin in plugins.table().plugins() {
-            println!("{}", plugin.describe());
+    let _watch = match &plugins {
+        Some(plugins) => {
+            for plugin in plugins.table().plugins() {
+                println!("{}", plugin.describe());
+            }
+            match hot_reload::start(Arc::clone(plugins)) {
+                Ok(watch) => Some(watch),
+                Err(error) => {
+                    eprintln!(
+                        "wasmhttpd: cannot watch {} ({error}); plugins will not hot-reload",
+                        plugins.dir().display()
+                    );
+                    None
+                }
+            }
         }
-    }
+        None => None,
+    };
 
     let interrupted = loop {
         let permit = tokio::select! {

@@ -10,12 +10,14 @@
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
 //! - [`wagi`]: the CGI-over-WASI executor.
 //! - [`guest_log`]: guest stderr → the server's log.
+//! - [`watch`]: hot reload.
 
 pub mod engine;
 pub mod guest_log;
 pub mod manifest;
 pub mod registry;
 pub mod wagi;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +86,25 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
 }
 
+/// What identifies one version of a plugin's files: the `.wasm` and the
+/// sidecar's inode, size and modification time.
+pub type Fingerprint = [(u64, u64, i64, i64); 2];
+
+/// The fingerprint of `NAME.wasm` and `NAME.toml` in `dir` now (zeros for
+/// a file that is absent).
+pub fn fingerprint(dir: &Path, name: &str) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let of = |file: PathBuf| {
+        std::fs::metadata(file).map_or((0, 0, 0, 0), |m| {
+            (m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+        })
+    };
+    [
+        of(dir.join(format!("{name}.wasm"))),
+        of(dir.join(format!("{name}.toml"))),
+    ]
+}
+
 /// A loaded plugin, ready to serve.
 #[derive(Debug)]
 pub struct Plugin {
@@ -91,6 +112,8 @@ pub struct Plugin {
     pub name: String,
     /// Its `.wasm` file.
     pub file: PathBuf,
+    /// The version of its files it was loaded from.
+    pub fingerprint: Fingerprint,
     /// Its configuration.
     pub manifest: Manifest,
     /// Its limits, resolved.
@@ -120,6 +143,7 @@ impl Plugin {
     ) -> Result<Plugin, String> {
         let file = dir.join(format!("{name}.wasm"));
         let sidecar = dir.join(format!("{name}.toml"));
+        let fingerprint = fingerprint(dir, name);
         let manifest = match std::fs::read_to_string(&sidecar) {
             Ok(text) => Manifest::parse(&text, name, dir)
                 .map_err(|e| format!("{}: {e}", sidecar.display()))?,
@@ -132,6 +156,7 @@ impl Plugin {
         Ok(Plugin {
             name: name.to_string(),
             file,
+            fingerprint,
             limits: defaults.with(&manifest.limits),
             grants: Grants {
                 env: manifest.env.clone(),

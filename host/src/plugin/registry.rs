@@ -29,11 +29,10 @@ pub struct Table {
 impl Table {
     /// Builds the table from loaded plugins (in name order); returns the
     /// plugins left out for their routes, with why.
-    pub fn build(plugins: Vec<Plugin>) -> (Table, Vec<String>) {
+    pub fn build(plugins: Vec<Arc<Plugin>>) -> (Table, Vec<String>) {
         let mut table = Table::default();
         let mut problems = Vec::new();
         for plugin in plugins {
-            let plugin = Arc::new(plugin);
             let conflict = plugin.manifest.routes.iter().find_map(|pattern| {
                 table.routes.iter().find(|(taken, owner)| {
                     taken == pattern
@@ -61,6 +60,11 @@ impl Table {
     /// The plugins, in name order.
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values()
+    }
+
+    /// The plugin called `name`, if it is routed.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
     }
 
     /// The plugin route for a decoded, normalised `path` and `method`.
@@ -173,25 +177,31 @@ impl Plugins {
     }
 }
 
+/// The names of the plugins in `dir` (every `NAME.wasm`), in order.
+pub fn plugin_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".wasm")?;
+            valid_name(stem).then(|| stem.to_string())
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Loads every `NAME.wasm` in `dir`, in name order. Returns the table and
 /// one message per plugin left out.
 pub fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> (Table, Vec<String>) {
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                let stem = name.strip_suffix(".wasm")?;
-                valid_name(stem).then(|| stem.to_string())
-            })
-            .collect(),
+    let names = match plugin_names(dir) {
+        Ok(names) => names,
         Err(e) => return (Table::default(), vec![format!("{}: {e}", dir.display())]),
     };
-    names.sort();
     let mut problems = Vec::new();
     let mut plugins = Vec::new();
     for name in names {
         match Plugin::load(runtime, dir, &name, defaults) {
-            Ok(plugin) => plugins.push(plugin),
+            Ok(plugin) => plugins.push(Arc::new(plugin)),
             Err(problem) => problems.push(problem),
         }
     }
