@@ -1,0 +1,159 @@
+//! End to end: every example plugin in `plugins/` (built by `plugins/build`,
+//! which `./run-tests` runs first), served as the demo serves them.
+
+mod support;
+
+use std::path::Path;
+
+use support::{Response, Server, workspace};
+
+/// A copy of the built examples and their sidecars, with the notes data
+/// directory, so that tests never write into the repository.
+fn demo() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("data/notes")).expect("mkdir");
+    let source = workspace().join("plugins");
+    for name in ["hello", "form", "headers", "notes", "hello-c"] {
+        let built = source.join(format!("{name}.wasm"));
+        assert!(
+            built.exists(),
+            "{} is missing: run plugins/build",
+            built.display()
+        );
+        std::fs::copy(&built, plugins.join(format!("{name}.wasm"))).expect("copy");
+    }
+    std::fs::copy(source.join("notes.toml"), plugins.join("notes.toml")).expect("copy sidecar");
+    let server = Server::start(&workspace().join("site"), &["--plugins", path(&plugins)]);
+    (dir, server)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+#[test]
+fn hello_answers_get_and_501_for_what_it_does_not_implement() {
+    let (_dir, server) = demo();
+    let r = server.get("/hello/there");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        "Hello from a WebAssembly plugin!\nYou asked for /hello/there\n"
+    );
+    let r = server.request("POST", "/hello", &[("Content-Length", "0")]);
+    assert_eq!(r.status, 501);
+    assert!(
+        r.text().contains("Unsupported method ('POST')"),
+        "{}",
+        r.text()
+    );
+    let r = server.request("OPTIONS", "/hello", &[]);
+    assert_eq!((r.status, r.header("allow")), (204, Some("GET, OPTIONS")));
+}
+
+#[test]
+fn the_demo_site_is_still_served_as_files() {
+    let (_dir, server) = demo();
+    assert!(server.get("/").text().contains("wasmhttpd"));
+    assert_eq!(server.get("/docs/notes.txt").status, 200);
+}
+
+#[test]
+fn headers_reports_client_and_server_values_and_headers() {
+    let (_dir, server) = demo();
+    let text = server
+        .request("GET", "/headers/x?q=1", &[("X-Custom", "yes")])
+        .text();
+    assert!(text.contains("command=GET\n"), "{text}");
+    assert!(text.contains("path=/headers/x?q=1\n"), "{text}");
+    assert!(text.contains("real path=/headers/x\n"), "{text}");
+    assert!(text.contains("query=q=1\n"), "{text}");
+    assert!(text.contains("SERVER_SOFTWARE=wasmhttpd/"), "{text}");
+    assert!(text.contains("X-Custom=yes\n"), "{text}");
+}
+
+#[test]
+fn form_reports_urlencoded_fields_and_multipart_uploads() {
+    let (_dir, server) = demo();
+    assert!(
+        server
+            .get("/form")
+            .text()
+            .contains("enctype=\"multipart/form-data\"")
+    );
+    let body = "name=Ada+Lovelace&lang=en";
+    let raw = format!(
+        "POST /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let text = Response::parse(&server.raw(raw.as_bytes()), false)
+        .expect("r")
+        .text();
+    assert!(
+        text.contains("\tname=Ada Lovelace\n") && text.contains("\tlang=en\n"),
+        "{text}"
+    );
+
+    let multipart = "--B0undary\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nmy file\r\n\
+                     --B0undary\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"a.txt\"\r\n\
+                     Content-Type: text/plain\r\n\r\n0123456789\r\n--B0undary--\r\n";
+    let raw = format!(
+        "POST /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=B0undary\r\n\
+         Content-Length: {}\r\n\r\n{multipart}",
+        multipart.len()
+    );
+    let text = Response::parse(&server.raw(raw.as_bytes()), false)
+        .expect("r")
+        .text();
+    assert!(text.contains("\ttitle=my file\n"), "{text}");
+    assert!(
+        text.contains("\tUploaded upload as \"a.txt\" (10 bytes)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn notes_keeps_notes_in_its_granted_directory() {
+    let (dir, server) = demo();
+    let body = "note=buy+milk+%26+bread";
+    let raw = format!(
+        "POST /notes HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = Response::parse(&server.raw(raw.as_bytes()), false).expect("r");
+    assert_eq!((r.status, r.header("location")), (303, Some("/notes")));
+    let list = server.get("/notes").text();
+    assert!(list.contains("<li>buy milk &amp; bread</li>"), "{list}");
+    let stored = std::fs::read_to_string(dir.path().join("plugins/data/notes/notes.txt"))
+        .expect("notes file");
+    assert_eq!(stored, "buy milk & bread\n");
+}
+
+#[test]
+fn hello_c_is_a_plugin_written_in_c() {
+    let (_dir, server) = demo();
+    let text = server.get("/hello-c/path?x=1").text();
+    assert!(text.starts_with("Hello from C!\n"), "{text}");
+    assert!(text.contains("path=/path\nquery=x=1\n"), "{text}");
+    let raw =
+        b"POST /hello-c HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
+    let text = Response::parse(&server.raw(raw), false).expect("r").text();
+    assert!(text.contains("body(5)=hello"), "{text}");
+}
+
+#[test]
+fn the_banner_lists_every_example() {
+    let (_dir, server) = demo();
+    let lines = server.stdout_lines();
+    for name in ["form", "headers", "hello", "hello-c", "notes"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("Plugin {name}: /{name} "))),
+            "{lines:?}"
+        );
+    }
+}
