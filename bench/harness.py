@@ -125,7 +125,8 @@ def median(values):
 
 
 def compare(servers, path, connections=CONNECTIONS, rounds=ROUNDS):
-    """Runs every server on path, round-robin, `rounds` times.
+    """Runs every server on path (one path for all, or a dict of a path per
+    server), round-robin, `rounds` times.
 
     This machine's speed drifts by tens of percent over a minute (shared
     hardware), so servers are interleaved, each round compares servers
@@ -137,7 +138,8 @@ def compare(servers, path, connections=CONNECTIONS, rounds=ROUNDS):
         for name, start in servers.items():
             server = start()
             try:
-                results[name].append(run_wrk(server, path, connections=connections))
+                target = path[name] if isinstance(path, dict) else path
+                results[name].append(run_wrk(server, target, connections=connections))
             finally:
                 server.stop()
     return results

@@ -784,3 +784,25 @@ fn a_request_in_flight_finishes_on_the_version_it_started_with() {
     );
     assert!(all.len() > size, "{}", all.len());
 }
+
+#[test]
+fn without_address_space_for_the_pool_plugins_are_allocated_on_demand() {
+    let setup = Setup::new().plugin("echo", "echo");
+    let plugins = setup.plugins();
+    let site = setup.site();
+    // 16 GiB of address space: far too little for the pool (a few TiB),
+    // enough for instances allocated one at a time.
+    let script = format!(
+        "ulimit -v 16777216 && exec {} 0 --bind 127.0.0.1 --directory {} --plugins {}",
+        support::binary(),
+        site.display(),
+        plugins.display()
+    );
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", &script]);
+    let server = Server::spawn_command(command);
+    server.wait_for_log(|l| l.contains("pooling allocator unavailable") && l.contains("on demand"));
+    let r = server.get("/echo");
+    assert_eq!(r.status, 200);
+    assert_eq!(var(&r.text(), "SCRIPT_NAME"), Some("/echo"));
+}

@@ -92,6 +92,11 @@ impl Server {
         Server::spawn(command, args)
     }
 
+    /// Runs `command` (which starts the binary) and waits for its banner.
+    pub fn spawn_command(command: Command) -> Server {
+        Server::spawn(command, &[])
+    }
+
     fn spawn(mut command: Command, args: &[&str]) -> Server {
         let mut child = command
             .stdin(Stdio::null())

@@ -69,20 +69,19 @@ pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected>
     let guard = AbortOnDrop(Some(producer));
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut head: Option<(Disposition, usize)> = None;
-    loop {
-        if let Some((_, used)) = &head
-            && buf.len() - used >= COMMIT_THRESHOLD
-        {
-            break;
+    let (disposition, used) = loop {
+        match head.take() {
+            Some((disposition, used)) if buf.len() - used >= COMMIT_THRESHOLD => {
+                break (disposition, used);
+            }
+            parsed => head = parsed,
         }
         buf.reserve(16 * 1024);
         let read = output.read_buf(&mut buf).await;
         let ended = matches!(read, Ok(0) | Err(_));
         if head.is_none() {
             match parse_head(&buf) {
-                Ok(Some(parsed)) => head = Some(parsed),
-                Ok(None) if !ended => {}
-                Ok(None) => {}
+                Ok(parsed) => head = parsed,
                 Err(malformed) => {
                     return Err(bad_gateway(format!("malformed output: {malformed}")));
                 }
@@ -91,12 +90,9 @@ pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected>
         if ended {
             return finish(buf, head, outcome).await;
         }
-    }
+    };
 
     // Committed: the body streams from here.
-    let Some((disposition, used)) = head else {
-        unreachable!("the loop only ends early with a head");
-    };
     let (status, headers) = match disposition {
         Disposition::LocalRedirect(path) => return Ok(Output::LocalRedirect(path)),
         Disposition::Respond { status, headers } => (status, headers),

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use http::Method;
 use serde::Deserialize;
+use toml::Spanned;
 
 /// Where a plugin answers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,14 +91,14 @@ pub struct Manifest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    routes: Option<Vec<String>>,
-    methods: Option<Vec<String>>,
+    routes: Option<Spanned<Vec<Spanned<String>>>>,
+    methods: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
+    env: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
-    dirs: Vec<RawDir>,
+    dirs: Vec<Spanned<RawDir>>,
     #[serde(default)]
-    limits: LimitOverrides,
+    limits: Option<Spanned<LimitOverrides>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,53 +123,80 @@ impl Manifest {
     }
 
     /// Parses and validates a sidecar. `base` is the directory that
-    /// relative `host` paths start from (the plugins directory).
+    /// relative `host` paths start from (the plugins directory). Errors
+    /// say the line they are on.
     pub fn parse(text: &str, name: &str, base: &Path) -> Result<Manifest, String> {
         let raw: RawManifest =
             toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        };
         let routes = match raw.routes {
             None => default_routes(name),
-            Some(routes) if routes.is_empty() => return Err("routes: at least one route".into()),
+            Some(routes) if routes.get_ref().is_empty() => {
+                return Err(at(routes.span(), "routes: at least one route".into()));
+            }
             Some(routes) => routes
+                .into_inner()
                 .iter()
-                .map(|r| parse_route(r))
+                .map(|r| parse_route(r.get_ref()).map_err(|e| at(r.span(), e)))
                 .collect::<Result<_, _>>()?,
         };
         let methods = match raw.methods {
             None => None,
-            Some(methods) if methods.is_empty() => {
-                return Err("methods: at least one method".into());
+            Some(methods) if methods.get_ref().is_empty() => {
+                return Err(at(methods.span(), "methods: at least one method".into()));
             }
             Some(methods) => Some(
                 methods
+                    .into_inner()
                     .iter()
                     .map(|m| {
-                        Method::from_bytes(m.as_bytes())
-                            .map_err(|_| format!("methods: {m:?} is not a method"))
+                        Method::from_bytes(m.get_ref().as_bytes()).map_err(|_| {
+                            at(
+                                m.span(),
+                                format!("methods: {:?} is not a method", m.get_ref()),
+                            )
+                        })
                     })
                     .collect::<Result<_, _>>()?,
             ),
         };
-        for (key, value) in &raw.env {
-            let valid_key = !key.is_empty()
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !key.as_bytes()[0].is_ascii_digit();
+        let mut env = Vec::with_capacity(raw.env.len());
+        for (key, value) in raw.env {
+            let valid_key = !key.get_ref().is_empty()
+                && key
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !key.get_ref().as_bytes()[0].is_ascii_digit();
             if !valid_key || value.contains('\0') {
-                return Err(format!("env: {key:?} is not a valid variable"));
+                return Err(at(
+                    key.span(),
+                    format!("env: {:?} is not a valid variable", key.get_ref()),
+                ));
             }
+            env.push((key.into_inner(), value));
         }
         let dirs = raw
             .dirs
             .iter()
-            .map(|d| parse_dir(d, base))
+            .map(|d| parse_dir(d.get_ref(), base).map_err(|e| at(d.span(), e)))
             .collect::<Result<_, _>>()?;
-        check_limits(&raw.limits)?;
+        let limits = match raw.limits {
+            None => LimitOverrides::default(),
+            Some(limits) => {
+                check_limits(limits.get_ref()).map_err(|e| at(limits.span(), e))?;
+                limits.into_inner()
+            }
+        };
         Ok(Manifest {
             routes,
             methods,
-            env: raw.env.into_iter().collect(),
+            env,
             dirs,
-            limits: raw.limits,
+            limits,
         })
     }
 }
