@@ -30,4 +30,6 @@ pub mod safe_path;
 pub mod server;
 pub mod service;
 pub mod static_files;
+#[cfg(test)]
+mod testing;
 pub mod validators;

@@ -227,26 +227,9 @@ mod tests {
     /// `UPDATE_GOLDEN=1 cargo test` rewrites the `.out` files.
     #[test]
     fn golden_files() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cgi-response");
-        let mut cases = 0;
-        for entry in std::fs::read_dir(&dir).expect("testdata") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_none_or(|e| e != "in") {
-                continue;
-            }
-            cases += 1;
-            let input = std::fs::read(&path).expect("input");
-            let actual = render(&input);
-            let golden = path.with_extension("out");
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&golden, &actual).expect("write golden");
-                continue;
-            }
-            let expected = std::fs::read_to_string(&golden)
-                .unwrap_or_else(|_| panic!("missing {}", golden.display()));
-            assert_eq!(actual, expected, "{}", path.display());
-        }
-        assert!(cases >= 10, "golden cases found: {cases}");
+        crate::testing::golden("cgi-response", "in", 10, |path| {
+            render(&std::fs::read(path).expect("input"))
+        });
     }
 
     #[test]
@@ -270,16 +253,7 @@ mod tests {
     #[test]
     fn never_panics_on_arbitrary_bytes() {
         let alphabet = b"Status: 200Location/http:\r\n\n \t\x00\xffContent-Type";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..50_000 {
-            let len = (seed % 80) as usize;
-            let mut bytes = Vec::with_capacity(len);
-            for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                bytes.push(alphabet[(seed % alphabet.len() as u64) as usize]);
-            }
+        for bytes in crate::testing::random_inputs(alphabet, 50_000, 80) {
             let _ = parse_head(&bytes);
         }
     }

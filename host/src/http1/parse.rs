@@ -569,16 +569,8 @@ mod tests {
 
     #[test]
     fn never_panics_on_arbitrary_bytes() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            let len = (seed % 64) as usize;
-            let mut bytes = Vec::with_capacity(len);
-            for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                bytes.push(b"GET /HTP1.0\r\n: \tHost%\x00\xff"[(seed % 23) as usize]);
-            }
+        for bytes in crate::testing::random_inputs(b"GET /HTP1.0\r\n: \tHost%\x00\xff", 20_000, 64)
+        {
             let _ = parse_head(&mut BytesMut::from(&bytes[..]), &Limits::default());
         }
     }

@@ -321,27 +321,14 @@ mod tests {
     /// `UPDATE_GOLDEN=1 cargo test` rewrites the `.out` files.
     #[test]
     fn golden_files() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/manifest");
-        let base = dir.canonicalize().expect("canonical");
-        let mut cases = 0;
-        for entry in std::fs::read_dir(&dir).expect("testdata") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_none_or(|e| e != "toml") {
-                continue;
-            }
-            cases += 1;
-            let text = std::fs::read_to_string(&path).expect("read");
-            let actual = render(&Manifest::parse(&text, "demo", &base), &base);
-            let golden = path.with_extension("out");
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&golden, &actual).expect("write golden");
-                continue;
-            }
-            let expected = std::fs::read_to_string(&golden)
-                .unwrap_or_else(|_| panic!("missing {}", golden.display()));
-            assert_eq!(actual, expected, "{}", path.display());
-        }
-        assert!(cases >= 8, "golden cases found: {cases}");
+        let base = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/manifest")
+            .canonicalize()
+            .expect("canonical");
+        crate::testing::golden("manifest", "toml", 8, |path| {
+            let text = std::fs::read_to_string(path).expect("read");
+            render(&Manifest::parse(&text, "demo", &base), &base)
+        });
     }
 
     #[test]
