@@ -116,7 +116,7 @@ const ETAG_CAPACITY: usize = 72;
 
 /// Writes `n` in lower-case hexadecimal at the start of `out`; returns the
 /// number of digits.
-fn write_hex(out: &mut [u8], n: u64) -> usize {
+pub(crate) fn write_hex(out: &mut [u8], n: u64) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let width = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
     for (i, digit) in out[..width].iter_mut().enumerate() {

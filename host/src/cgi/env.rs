@@ -27,9 +27,6 @@ use http::header::{
 
 use crate::request::Request;
 
-/// The `SERVER_SOFTWARE` value.
-pub const SERVER_SOFTWARE: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
-
 /// What the CGI environment of one request is made from, beyond the request.
 #[derive(Debug, Clone)]
 pub struct Script<'a> {
@@ -46,7 +43,7 @@ pub fn meta_variables(request: &Request, script: &Script<'_>) -> Vec<(String, St
     let mut vars: Vec<(String, String)> = Vec::with_capacity(24 + request.headers.len());
     let mut set = |name: &str, value: String| vars.push((name.to_string(), value));
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
-    set("SERVER_SOFTWARE", SERVER_SOFTWARE.into());
+    set("SERVER_SOFTWARE", crate::http1::write::SERVER.into());
     set("SERVER_PROTOCOL", format!("{:?}", request.version));
     set("SERVER_NAME", server_name(request));
     set("SERVER_PORT", request.local.port().to_string());

@@ -215,11 +215,9 @@ fn encode_head(
 
 /// Appends `n` in lower-case hexadecimal (chunk sizes).
 fn push_hex(out: &mut Vec<u8>, n: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let width = (64 - n.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..width).rev() {
-        out.push(DIGITS[(n >> (shift * 4) & 0xf) as usize]);
-    }
+    let mut digits = [0u8; 16];
+    let len = crate::validators::write_hex(&mut digits, n);
+    out.extend_from_slice(&digits[..len]);
 }
 
 /// Appends `n` in decimal.
