@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, install, read_response, write};
+use support::{Response, Server, dechunk, install, read_response, write};
 
 /// A site (`site/`) and a plugins directory (`plugins/`) in one temp dir.
 struct Setup {
@@ -585,7 +585,7 @@ fn head_gets_no_body_and_large_output_streams_chunked() {
         + 4;
     assert!(String::from_utf8_lossy(&bytes[..head_end]).contains("Transfer-Encoding: chunked"));
     assert!(bytes.ends_with(b"\r\n0\r\n\r\n"), "complete");
-    let body = dechunk(&bytes[head_end..]);
+    let body = dechunk(&bytes[head_end..]).expect("a complete chunked body");
     assert_eq!(body.len(), size);
 
     // HTTP/1.0 clients get the same body, delimited by the connection's end.
@@ -599,24 +599,6 @@ fn head_gets_no_body_and_large_output_streams_chunked() {
     // Small output is sent with a Content-Length.
     let r = server.get("/big?10");
     assert_eq!(r.header("content-length"), Some("10"));
-}
-
-fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = bytes
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size = usize::from_str_radix(std::str::from_utf8(&bytes[..line_end]).expect("hex"), 16)
-            .expect("hex");
-        bytes = &bytes[line_end + 2..];
-        if size == 0 {
-            return body;
-        }
-        body.extend_from_slice(&bytes[..size]);
-        bytes = &bytes[size + 2..];
-    }
 }
 
 #[test]

@@ -73,6 +73,24 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub plugin_memory: u64,
 
+    /// Run CGI scripts in /cgi-bin and /htbin, as Python's --cgi does
+    #[arg(long)]
+    pub cgi: bool,
+
+    /// A CGI directory (repeatable; replaces /cgi-bin and /htbin; implies --cgi)
+    #[arg(long = "cgi-dir", value_name = "URLPATH")]
+    pub cgi_dirs: Vec<String>,
+
+    /// Seconds a CGI script may run before it is killed, with its process group
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cgi_timeout: u64,
+
+    /// MiB of request body a CGI script may be sent (kept in a temporary file)
+    #[arg(long, default_value_t = 1024, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub cgi_max_body: u64,
+
     /// Seconds requests in flight may take to finish after SIGINT or SIGTERM
     #[arg(long, default_value_t = 10, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=3_600))]

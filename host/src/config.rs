@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use http::Version;
 
+use crate::cgi::dirs::{CgiDirs, DEFAULT_DIRS};
+use crate::cgi::scripts::CgiSettings;
 use crate::cli::Args;
 use crate::http1::conn::Settings;
 use crate::http1::parse::Limits;
@@ -47,6 +49,8 @@ pub struct Config {
     pub plugins: Option<PathBuf>,
     /// The limits plugins get unless their sidecar says otherwise.
     pub plugin_limits: plugin::Limits,
+    /// Classic CGI, if it is on.
+    pub cgi: Option<CgiSettings>,
 }
 
 impl TryFrom<Args> for Config {
@@ -85,6 +89,21 @@ impl TryFrom<Args> for Config {
                 .ok()
                 .filter(|p| p.is_dir()),
         };
+        let cgi = if args.cgi || !args.cgi_dirs.is_empty() {
+            let dirs = if args.cgi_dirs.is_empty() {
+                CgiDirs::new(&DEFAULT_DIRS)
+            } else {
+                CgiDirs::new(&args.cgi_dirs)
+            }
+            .map_err(|e| anyhow::anyhow!("--cgi-dir: {e}"))?;
+            Some(CgiSettings {
+                dirs,
+                timeout: Duration::from_secs(args.cgi_timeout),
+                max_body: args.cgi_max_body << 20,
+            })
+        } else {
+            None
+        };
         let protocol = if args.protocol == "HTTP/1.0" {
             Version::HTTP_10
         } else {
@@ -109,6 +128,7 @@ impl TryFrom<Args> for Config {
                 Duration::from_secs(args.plugin_timeout),
                 args.plugin_memory,
             ),
+            cgi,
         })
     }
 }
@@ -193,6 +213,24 @@ mod tests {
         .expect("config");
         assert_eq!(c.plugin_limits.timeout, Duration::from_secs(5));
         assert_eq!(c.plugin_limits.memory, 64 << 20);
+    }
+
+    #[test]
+    fn cgi_directories() {
+        assert!(config(&["wasmhttpd"]).expect("config").cgi.is_none());
+        let on = config(&["wasmhttpd", "--cgi"])
+            .expect("config")
+            .cgi
+            .expect("cgi");
+        assert_eq!(on.dirs.iter().collect::<Vec<_>>(), ["/cgi-bin", "/htbin"]);
+        assert_eq!(on.timeout, Duration::from_secs(60));
+        let mine = config(&["wasmhttpd", "--cgi-dir", "/app/", "--cgi-dir", "/x/bin"])
+            .expect("config")
+            .cgi
+            .expect("cgi");
+        assert_eq!(mine.dirs.iter().collect::<Vec<_>>(), ["/app", "/x/bin"]);
+        let err = config(&["wasmhttpd", "--cgi-dir", "cgi-bin"]).expect_err("relative");
+        assert!(format!("{err:#}").contains("must start with /"), "{err:#}");
     }
 
     #[test]

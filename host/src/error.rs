@@ -24,6 +24,19 @@ pub enum HttpError {
     /// 404, with Python's message (`File not found`, `No permission to list directory`).
     #[error("{0}")]
     NotFound(&'static str),
+    /// 404 for a CGI script that does not exist (`No such CGI script
+    /// ('/cgi-bin/x')`).
+    #[error("No such CGI script ({})", py_repr(.0))]
+    NoSuchScript(String),
+    /// 403 for a CGI script that cannot run (`CGI script is not executable
+    /// ('/cgi-bin/x')`, `… is not a plain file …`).
+    #[error("CGI script is {why} ({})", py_repr(.script))]
+    ScriptForbidden {
+        /// The script's URL path.
+        script: String,
+        /// `not a plain file`, `not executable`.
+        why: &'static str,
+    },
     /// 408: the client was too slow to send its request.
     #[error("Request timed out")]
     RequestTimeout,
@@ -60,7 +73,8 @@ impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::NotFound(_) | HttpError::NoSuchScript(_) => StatusCode::NOT_FOUND,
+            HttpError::ScriptForbidden { .. } => StatusCode::FORBIDDEN,
             HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -193,6 +207,21 @@ mod tests {
         let err = HttpError::UnsupportedMethod("POST".into());
         assert_eq!(err.to_string(), "Unsupported method ('POST')");
         assert_eq!(err.status(), StatusCode::NOT_IMPLEMENTED);
+    }
+
+    #[test]
+    fn cgi_errors_read_like_python() {
+        let err = HttpError::NoSuchScript("/cgi-bin/x".into());
+        assert_eq!(err.to_string(), "No such CGI script ('/cgi-bin/x')");
+        let err = HttpError::ScriptForbidden {
+            script: "/cgi-bin/".into(),
+            why: "not a plain file",
+        };
+        assert_eq!(
+            err.to_string(),
+            "CGI script is not a plain file ('/cgi-bin/')"
+        );
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

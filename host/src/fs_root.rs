@@ -80,19 +80,29 @@ impl Root {
 
     /// Opens `relative` (no `..`, no leading `/`) beneath the root.
     pub fn open(&self, relative: &Path) -> io::Result<File> {
+        self.open_with(relative, OPEN_FLAGS)
+    }
+
+    /// The metadata of `relative` beneath the root, under the same rule as
+    /// [`Root::open`], without needing read permission on it (an
+    /// execute-only CGI program can still be found).
+    pub fn metadata(&self, relative: &Path) -> io::Result<std::fs::Metadata> {
+        self.open_with(relative, OFlags::PATH | OFlags::CLOEXEC)?
+            .metadata()
+    }
+
+    fn open_with(&self, relative: &Path, flags: OFlags) -> io::Result<File> {
         let fd = match self.confinement {
             Confinement::Kernel => rustix::fs::openat2(
                 &self.dir,
                 relative,
-                OPEN_FLAGS,
+                flags,
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
             )?,
-            Confinement::None => {
-                rustix::fs::openat(&self.dir, relative, OPEN_FLAGS, Mode::empty())?
-            }
+            Confinement::None => rustix::fs::openat(&self.dir, relative, flags, Mode::empty())?,
             Confinement::Checked => {
-                let fd = rustix::fs::openat(&self.dir, relative, OPEN_FLAGS, Mode::empty())?;
+                let fd = rustix::fs::openat(&self.dir, relative, flags, Mode::empty())?;
                 let real = self.canonical.join(relative).canonicalize()?;
                 if !real.starts_with(&self.canonical) {
                     return Err(Errno::XDEV.into());
@@ -131,6 +141,9 @@ mod tests {
     fn symlink_out_of_the_root_is_refused() {
         let (_s, _o, root) = root_with_escape(false);
         assert!(root.open(Path::new("escape")).is_err());
+        assert!(root.metadata(Path::new("escape")).is_err());
+        assert!(root.metadata(Path::new("alias")).is_ok_and(|m| m.is_file()));
+        assert!(root.metadata(Path::new(".")).is_ok_and(|m| m.is_dir()));
     }
 
     /// The fallback for kernels without `openat2` keeps the same rule.

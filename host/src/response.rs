@@ -57,6 +57,10 @@ pub enum Body {
     },
     /// Content still being produced, of a length not known yet.
     Stream(BodyStream),
+    /// A whole response produced elsewhere, status line and all (an
+    /// `nph-` CGI script's output): sent untouched, then the connection
+    /// closes.
+    Unframed(BodyStream),
 }
 
 impl Body {
@@ -66,7 +70,7 @@ impl Body {
             Body::Empty => Some(0),
             Body::Bytes(bytes) => Some(bytes.len() as u64),
             Body::File { len, .. } => Some(*len),
-            Body::Stream(_) => None,
+            Body::Stream(_) | Body::Unframed(_) => None,
         }
     }
 }

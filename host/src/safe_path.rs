@@ -86,6 +86,12 @@ impl UrlPath {
         }
     }
 
+    /// The path relative to the root as bytes: `/`-separated, no leading
+    /// `/`, empty for the root itself.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.relative
+    }
+
     /// The decoded path as shown to people: `/a/b/` (lossy for non-UTF-8).
     pub fn display(&self) -> String {
         let mut out = String::from("/");

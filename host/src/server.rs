@@ -21,9 +21,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 use crate::access_log::AccessLog;
+use crate::cgi::scripts::CgiScripts;
+use crate::cgi::wasm::WasmScripts;
 use crate::config::{BindTarget, Config};
 use crate::fs_root::Root;
 use crate::http1::conn;
+use crate::plugin::engine::Runtime;
 use crate::plugin::registry::Plugins;
 use crate::plugin::watch as hot_reload;
 use crate::service::Service;
@@ -102,19 +105,36 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     raise_open_file_limit();
     let root = Root::open_dir(&config.directory, config.follow_symlinks)
         .with_context(|| format!("cannot open {}", config.directory.display()))?;
-    let plugins = match &config.plugins {
-        Some(dir) => {
-            let (plugins, problems) = Plugins::load(dir.clone(), config.plugin_limits)?;
+    // One engine for plugins and `.wasm` CGI scripts.
+    let runtime = if config.plugins.is_some() || config.cgi.is_some() {
+        Some(Arc::new(Runtime::new()?))
+    } else {
+        None
+    };
+    let plugins = match (&config.plugins, &runtime) {
+        (Some(dir), Some(runtime)) => {
+            let (plugins, problems) =
+                Plugins::load(dir.clone(), Arc::clone(runtime), config.plugin_limits);
             for problem in problems {
                 eprintln!("wasmhttpd: {problem}");
             }
             Some(Arc::new(plugins))
         }
-        None => None,
+        _ => None,
     };
+    let cgi = match (&config.cgi, &runtime) {
+        (Some(settings), Some(runtime)) => Some(CgiScripts::new(
+            settings.clone(),
+            root.path().to_path_buf(),
+            WasmScripts::new(Arc::clone(runtime), config.plugin_limits),
+        )),
+        _ => None,
+    };
+    let cgi_banner = cgi.as_ref().map(CgiScripts::describe);
     let service = Arc::new(Service::new(
         root,
         plugins.clone(),
+        cgi,
         AccessLog::new(config.quiet),
     ));
     let settings = Arc::new(config.connection.clone());
@@ -125,6 +145,9 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     let permits = Arc::new(Semaphore::new(config.max_connections as usize));
 
     println!("{}", banner(listener.local_addr()?));
+    if let Some(line) = cgi_banner {
+        println!("{line}");
+    }
     let _watch = match &plugins {
         Some(plugins) => {
             for plugin in plugins.table().plugins() {

@@ -1,4 +1,4 @@
-//! `handle()`: route → dispatch → respond. It never fails.
+//! `handle()`: route → plugin | CGI | static → respond. It never fails.
 //!
 //! Every backend returns `Result<_, HttpError>`; an error becomes Python's
 //! error page here, so whatever happens, the client gets a real response.
@@ -14,6 +14,7 @@ use http::{Method, StatusCode, header};
 
 use crate::access_log::AccessLog;
 use crate::cgi::output::Output;
+use crate::cgi::scripts::CgiScripts;
 use crate::error::HttpError;
 use crate::fs_root::Root;
 use crate::http1::body::RequestBody;
@@ -32,6 +33,7 @@ const MAX_LOCAL_REDIRECTS: u8 = 5;
 pub struct Service {
     root: Root,
     plugins: Option<Arc<Plugins>>,
+    cgi: Option<CgiScripts>,
     /// The plugins directory's URL path, when it lies inside the served
     /// directory: never served as files.
     hidden: Option<String>,
@@ -39,8 +41,14 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service serving `root`, with `plugins` if there are any.
-    pub fn new(root: Root, plugins: Option<Arc<Plugins>>, access_log: AccessLog) -> Service {
+    /// A service serving `root`, with `plugins` and classic CGI if they
+    /// are on.
+    pub fn new(
+        root: Root,
+        plugins: Option<Arc<Plugins>>,
+        cgi: Option<CgiScripts>,
+        access_log: AccessLog,
+    ) -> Service {
         let hidden = plugins.as_ref().and_then(|p| {
             let relative = p.dir().strip_prefix(root.path()).ok()?;
             Some(format!("/{}", relative.to_string_lossy()))
@@ -48,6 +56,7 @@ impl Service {
         Service {
             root,
             plugins,
+            cgi,
             hidden,
             access_log,
         }
@@ -69,41 +78,48 @@ impl Service {
         let url = UrlPath::parse(request.path())?;
         let path = url.display();
         let table = self.plugins.as_ref().map(|plugins| plugins.table());
-        match route(&request.method, &path, table.as_deref()) {
+        let cgi_dirs = self.cgi.as_ref().map(CgiScripts::dirs);
+        let (output, producer) = match route(&request.method, &path, table.as_deref(), cgi_dirs) {
             Route::Plugin(matched) => {
                 let runtime = self
                     .plugins
                     .as_ref()
                     .map(|p| p.runtime())
                     .ok_or(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR))?;
-                match matched
+                let output = matched
                     .plugin
                     .serve(runtime, request, body, &matched)
-                    .await?
-                {
-                    Output::Response(response) => Ok(response),
-                    Output::LocalRedirect(target) => {
-                        if redirects >= MAX_LOCAL_REDIRECTS {
-                            matched
-                                .plugin
-                                .log(&format!("more than {MAX_LOCAL_REDIRECTS} local redirects"));
-                            return Err(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR));
-                        }
-                        let redirected = local_redirect(request, target);
-                        Box::pin(self.dispatch(
-                            &redirected,
-                            &mut RequestBody::empty(),
-                            redirects + 1,
-                        ))
-                        .await
-                    }
-                }
+                    .await?;
+                (output, format!("[plugin {}]", matched.plugin.name))
             }
-            Route::Static if self.is_hidden(&path) => Err(HttpError::NotFound("File not found")),
-            Route::Static => static_files::serve(&self.root, request, &url),
-            Route::Unsupported => Err(HttpError::UnsupportedMethod(
-                request.method.as_str().to_owned(),
-            )),
+            Route::Cgi(dir) => {
+                let cgi = self
+                    .cgi
+                    .as_ref()
+                    .ok_or(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR))?;
+                let output = cgi.serve(&self.root, request, body, &url, dir).await?;
+                (output, format!("[cgi {path}]"))
+            }
+            Route::Static if self.is_hidden(&path) => {
+                return Err(HttpError::NotFound("File not found"));
+            }
+            Route::Static => return static_files::serve(&self.root, request, &url),
+            Route::Unsupported => {
+                return Err(HttpError::UnsupportedMethod(
+                    request.method.as_str().to_owned(),
+                ));
+            }
+        };
+        match output {
+            Output::Response(response) => Ok(response),
+            Output::LocalRedirect(target) => {
+                if redirects >= MAX_LOCAL_REDIRECTS {
+                    eprintln!("{producer} more than {MAX_LOCAL_REDIRECTS} local redirects");
+                    return Err(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR));
+                }
+                let redirected = local_redirect(request, target);
+                Box::pin(self.dispatch(&redirected, &mut RequestBody::empty(), redirects + 1)).await
+            }
         }
     }
 

@@ -375,7 +375,11 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
             let complete_length = response
                 .header("content-length")
                 .map(|v| v.parse::<usize>().expect("length"));
-            if head_only || complete_length.is_some() {
+            let chunked = response.header("transfer-encoding") == Some("chunked");
+            if head_only
+                || complete_length.is_some()
+                || chunked && dechunk(&response.body).is_some()
+            {
                 return response;
             }
         }
@@ -386,6 +390,21 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Response {
             String::from_utf8_lossy(&bytes)
         );
         bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Decodes a chunked body; `None` until its final chunk has arrived.
+pub fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).ok()?, 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return body.starts_with(b"\r\n").then_some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
     }
 }
 

@@ -15,15 +15,26 @@
 //!   (`Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`), and
 //!   any name containing `_`, which would be indistinguishable from its
 //!   `-` twin once mapped (Apache and nginx drop them for the same reason).
+//! - `DOCUMENT_ROOT`, `SCRIPT_FILENAME` and `PATH_TRANSLATED` (§4.1.6: the
+//!   served directory joined with `PATH_INFO`, set only when there is a
+//!   `PATH_INFO`) for a script on disk; a sandboxed module is not told
+//!   host paths.
 //! - Nothing of the server's own environment.
+//!
+//! Also the command line of §4.4: an "indexed" query (GET or HEAD, no `=`)
+//! becomes the script's arguments, one per `+`-separated word, decoded —
+//! unless a word would start with `-`: arguments that a program could take
+//! for options are how CVE-2012-1823 turned a query into PHP's `-s` and
+//! `-d`, so then there is no command line at all (as §4.4 allows).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
-use http::HeaderName;
 use http::header::{
     AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TE, TRANSFER_ENCODING,
     UPGRADE,
 };
+use http::{HeaderName, Method};
 
 use crate::request::Request;
 
@@ -36,6 +47,17 @@ pub struct Script<'a> {
     pub path_info: &'a str,
     /// The request body's exact length, if it has a body.
     pub content_length: Option<u64>,
+    /// Where the script is on disk, for a classic CGI script.
+    pub on_disk: Option<OnDisk<'a>>,
+}
+
+/// Where a classic CGI script is on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct OnDisk<'a> {
+    /// `DOCUMENT_ROOT`: the served directory.
+    pub document_root: &'a Path,
+    /// `SCRIPT_FILENAME`: the script's absolute path.
+    pub script_filename: &'a Path,
 }
 
 /// The meta-variables for `request` reaching `script`, in a stable order.
@@ -64,6 +86,20 @@ pub fn meta_variables(request: &Request, script: &Script<'_>) -> Vec<(String, St
     set("REMOTE_PORT", request.peer.port().to_string());
     if let Some(length) = script.content_length {
         set("CONTENT_LENGTH", length.to_string());
+    }
+    if let Some(on_disk) = script.on_disk {
+        let root = on_disk.document_root.to_string_lossy();
+        if !script.path_info.is_empty() {
+            set(
+                "PATH_TRANSLATED",
+                format!("{}{}", root.trim_end_matches('/'), script.path_info),
+            );
+        }
+        set("DOCUMENT_ROOT", root.into_owned());
+        set(
+            "SCRIPT_FILENAME",
+            on_disk.script_filename.to_string_lossy().into_owned(),
+        );
     }
     if let Some(kind) = request.headers.get(CONTENT_TYPE) {
         set(
@@ -97,6 +133,46 @@ pub fn meta_variables(request: &Request, script: &Script<'_>) -> Vec<(String, St
         vars.push((format!("HTTP_{variable}"), value));
     }
     vars
+}
+
+/// The script's arguments (RFC 3875 §4.4): the words of an "indexed"
+/// query, or none.
+pub fn command_line(request: &Request) -> Vec<String> {
+    let indexed = matches!(request.method, Method::GET | Method::HEAD);
+    let Some(query) = request.query().filter(|q| indexed && !q.is_empty()) else {
+        return Vec::new();
+    };
+    if query.contains(&b'=') {
+        return Vec::new();
+    }
+    let mut words = Vec::new();
+    for raw in query.split(|&b| b == b'+') {
+        let Some(word) = decode_search_word(raw) else {
+            return Vec::new();
+        };
+        if word.is_empty() || word.starts_with('-') || word.contains('\0') {
+            return Vec::new();
+        }
+        words.push(word);
+    }
+    words
+}
+
+/// Percent-decodes a search word; `None` if it is not valid UTF-8 or has a
+/// broken escape.
+fn decode_search_word(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' {
+            let hi = (*bytes.next()? as char).to_digit(16)?;
+            let lo = (*bytes.next()? as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn passed_as_http_variable(name: &HeaderName) -> bool {
@@ -169,6 +245,7 @@ mod tests {
             script_name: "/app",
             path_info: "/x y",
             content_length,
+            on_disk: None,
         };
         meta_variables(request, &script)
     }
@@ -201,6 +278,60 @@ mod tests {
         assert_eq!(get(&v, "CONTENT_TYPE"), Some("text/plain"));
         assert_eq!(get(&v, "REQUEST_URI"), Some("/app/x%20y?a=1&b=%20"));
         assert!(get(&v, "SERVER_SOFTWARE").is_some_and(|s| s.starts_with("wasmhttpd/")));
+    }
+
+    #[test]
+    fn scripts_on_disk_get_their_paths() {
+        let r = request(&[]);
+        let on_disk = OnDisk {
+            document_root: Path::new("/srv/site"),
+            script_filename: Path::new("/srv/site/app"),
+        };
+        let script = Script {
+            script_name: "/app",
+            path_info: "/x y",
+            content_length: None,
+            on_disk: Some(on_disk),
+        };
+        let v = meta_variables(&r, &script);
+        assert_eq!(get(&v, "DOCUMENT_ROOT"), Some("/srv/site"));
+        assert_eq!(get(&v, "SCRIPT_FILENAME"), Some("/srv/site/app"));
+        assert_eq!(get(&v, "PATH_TRANSLATED"), Some("/srv/site/x y"));
+        let no_info = Script {
+            path_info: "",
+            ..script
+        };
+        assert_eq!(get(&meta_variables(&r, &no_info), "PATH_TRANSLATED"), None);
+        assert_eq!(
+            get(&vars(&r, None), "DOCUMENT_ROOT"),
+            None,
+            "not for modules"
+        );
+    }
+
+    #[test]
+    fn indexed_queries_become_arguments_but_never_options() {
+        let args = |method: Method, target: &'static str| {
+            let mut r = request(&[]);
+            r.method = method;
+            r.target = Bytes::from_static(target.as_bytes());
+            command_line(&r)
+        };
+        assert_eq!(args(Method::GET, "/s?cat+dog%21"), ["cat", "dog!"]);
+        assert_eq!(args(Method::HEAD, "/s?one"), ["one"]);
+        let none: [&str; 0] = [];
+        assert_eq!(args(Method::GET, "/s?a=b"), none, "a form query");
+        assert_eq!(args(Method::POST, "/s?cat"), none, "not GET or HEAD");
+        assert_eq!(args(Method::GET, "/s"), none);
+        assert_eq!(
+            args(Method::GET, "/s?-s"),
+            none,
+            "an option (CVE-2012-1823)"
+        );
+        assert_eq!(args(Method::GET, "/s?x+%2ds"), none, "an encoded option");
+        assert_eq!(args(Method::GET, "/s?a++b"), none, "an empty word");
+        assert_eq!(args(Method::GET, "/s?%zz"), none, "a broken escape");
+        assert_eq!(args(Method::GET, "/s?%00"), none, "a NUL");
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! nothing of it reached the client. Past the threshold the response is
 //! committed: the head goes out and the body streams with backpressure
 //! ([`BodyStream`]); a failure after that aborts the response.
+//!
+//! A non-parsed-header (`nph-`) script writes the whole HTTP response
+//! itself; [`pass_through`] sends it untouched once its status line has
+//! arrived (a script that fails before that still gets a clean error page)
+//! and the connection closes after it, since only the script knows how its
+//! response is framed.
 
 use std::pin::Pin;
 
@@ -39,6 +45,10 @@ impl std::fmt::Debug for Produced {
 
 /// What the producer asked for.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made and moved once per request; boxing would cost an allocation each"
+)]
 pub enum Output {
     /// Send this.
     Response(Response),
@@ -105,6 +115,65 @@ pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected>
     let mut response = Response::new(status, Body::Stream(stream));
     response.headers = headers;
     Ok(Output::Response(response))
+}
+
+/// The longest status line accepted from an `nph-` script.
+const MAX_STATUS_LINE: usize = 1024;
+
+/// Passes `produced`'s output through untouched, status line and all,
+/// once its status line (`HTTP/1.1 200 OK`) has arrived. `limit` caps it.
+pub async fn pass_through(produced: Produced, limit: u64) -> Result<Output, Rejected> {
+    let Produced {
+        mut output,
+        outcome,
+        producer,
+    } = produced;
+    let guard = AbortOnDrop(Some(producer));
+    let mut buf = BytesMut::with_capacity(4096);
+    let line_end = loop {
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            break end;
+        }
+        if buf.len() > MAX_STATUS_LINE {
+            return Err(bad_gateway("nph output: no status line".into()));
+        }
+        let read = output.read_buf(&mut buf).await;
+        if matches!(read, Ok(0) | Err(_)) {
+            // It ended before a whole status line: nothing was sent.
+            // A failure of the producer is what the client is told of.
+            return Err(match finish(BytesMut::new(), None, outcome).await {
+                Err(rejected) if buf.is_empty() || rejected.log.is_none() => rejected,
+                _ => bad_gateway("nph output ended inside its status line".into()),
+            });
+        }
+    };
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
+    let Some(status) = parse_status_line(line) else {
+        let line = String::from_utf8_lossy(line).into_owned();
+        return Err(bad_gateway(format!("nph output: bad status line {line:?}")));
+    };
+    let mut stream = BodyStream::new(buf.freeze(), output, outcome, limit);
+    if let Some(producer) = guard.release() {
+        stream = stream.cancel_on_drop(producer);
+    }
+    Ok(Output::Response(Response::new(
+        status,
+        Body::Unframed(stream),
+    )))
+}
+
+/// `HTTP/1.x NNN reason` → the status.
+fn parse_status_line(line: &[u8]) -> Option<StatusCode> {
+    let rest = line
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))?;
+    let code = rest.get(..3)?;
+    if rest.get(3).is_some_and(|&b| b != b' ') {
+        return None;
+    }
+    StatusCode::from_bytes(code).ok()
 }
 
 /// The producer closed its output: its response is complete, or it failed.

@@ -5,7 +5,9 @@
 //! and `Connection`, sends no body for HEAD, 1xx, 204 and
 //! 304, and writes the head and an in-memory body with a single `write`, so
 //! a keep-alive response is one segment (no Nagle stall between head and
-//! body). File bodies follow the head with `sendfile(2)`. Every write is
+//! body). File bodies follow the head with `sendfile(2)`. An unframed
+//! response (an `nph-` script's) goes out untouched and closes the
+//! connection. Every write is
 //! bounded by the I/O timeout, so a client that stops reading cannot hold
 //! the connection open.
 
@@ -19,7 +21,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::response::{Body, Response};
+use crate::response::{Body, BodyStream, Response};
 
 /// The `Server` header value.
 pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
@@ -82,6 +84,9 @@ pub async fn write_response(
     mut framing: Framing,
     io_timeout: Duration,
 ) -> io::Result<Written> {
+    if let Body::Unframed(body) = response.body {
+        return write_unframed(stream, body, io_timeout).await;
+    }
     let delimiting = if !status_allows_body(response.status) {
         Delimiting::NoBody
     } else if let Some(len) = response.body.known_len() {
@@ -164,6 +169,24 @@ pub async fn write_response(
     Ok(Written {
         body_bytes,
         keep_alive: framing.keep_alive,
+    })
+}
+
+/// Sends a response produced whole elsewhere (an `nph-` script's), then
+/// ends the connection: its framing is unknown to the server.
+async fn write_unframed(
+    stream: &mut TcpStream,
+    mut body: BodyStream,
+    io_timeout: Duration,
+) -> io::Result<Written> {
+    let mut sent = 0;
+    while let Some(chunk) = body.next().await? {
+        write_all(stream, &chunk, io_timeout).await?;
+        sent += chunk.len() as u64;
+    }
+    Ok(Written {
+        body_bytes: sent,
+        keep_alive: false,
     })
 }
 

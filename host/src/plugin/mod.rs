@@ -9,11 +9,9 @@
 //! - [`registry`]: the plugins of a directory and their routes.
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
 //! - [`wagi`]: the CGI-over-WASI executor.
-//! - [`guest_log`]: guest stderr → the server's log.
 //! - [`watch`]: hot reload.
 
 pub mod engine;
-pub mod guest_log;
 pub mod manifest;
 pub mod registry;
 pub mod wagi;
@@ -28,7 +26,7 @@ use wasmtime::Module;
 
 use self::engine::{MAX_MEMORY, Runtime};
 use self::manifest::{DirGrant, Manifest, RoutePattern};
-use self::wagi::Wagi;
+use self::wagi::{Invocation, Wagi};
 use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::{Output, collect};
 use crate::error::HttpError;
@@ -212,11 +210,21 @@ impl Plugin {
             script_name: &matched.script_name,
             path_info: &matched.path_info,
             content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
+            on_disk: None,
         };
         let env = meta_variables(request, &script);
+        let tag = format!("[plugin {}]", self.name);
+        let run = Invocation {
+            name: &self.name,
+            tag: &tag,
+            grants: &self.grants,
+            limits: &self.limits,
+            env: &env,
+            stdin,
+        };
         let produced = self
             .executor
-            .start(runtime, &self.name, &self.grants, &self.limits, &env, stdin)
+            .start(runtime, run)
             .map_err(|e| self.failed(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")))?;
         collect(produced, self.limits.response)
             .await
@@ -239,8 +247,8 @@ impl Plugin {
     }
 }
 
-/// Tells the plugin's kind from its bytes and prepares its executor.
-fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Wagi> {
+/// Tells a module's kind from its bytes and prepares its executor.
+pub fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Wagi> {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
             let module =

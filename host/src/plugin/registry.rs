@@ -130,9 +130,9 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// Loads the plugins in `dir` (canonical); returns the problems found.
-    pub fn load(dir: PathBuf, defaults: Limits) -> anyhow::Result<(Plugins, Vec<String>)> {
-        let runtime = Arc::new(Runtime::new()?);
+    /// Loads the plugins in `dir` (canonical) to run on `runtime`; returns
+    /// the problems found.
+    pub fn load(dir: PathBuf, runtime: Arc<Runtime>, defaults: Limits) -> (Plugins, Vec<String>) {
         let (table, problems) = load_dir(&runtime, &dir, defaults);
         let plugins = Plugins {
             dir,
@@ -140,7 +140,7 @@ impl Plugins {
             defaults,
             table: RwLock::new(Arc::new(table)),
         };
-        Ok((plugins, problems))
+        (plugins, problems)
     }
 
     /// The plugins directory.

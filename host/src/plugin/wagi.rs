@@ -6,6 +6,7 @@
 //! The guest writes a CGI response on stdout, through a 64 KiB pipe: when
 //! the client reads slowly the guest blocks, so output is never held in
 //! memory beyond that. Its stderr goes to the log, tagged with its name.
+//! The same executor runs `.wasm` files in CGI directories.
 //! It sees no directory, no host variable and no network that its sidecar
 //! does not grant.
 //!
@@ -33,9 +34,9 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::engine::{GuestState, Runtime};
-use super::guest_log::GuestLog;
 use super::{Grants, Limits};
 use crate::cgi::output::Produced;
+use crate::cgi::stderr::StderrLog;
 use crate::response::Failure;
 
 /// Size of the pipe between the guest's stdout and the response.
@@ -50,6 +51,23 @@ impl std::fmt::Debug for Wagi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wagi").finish_non_exhaustive()
     }
+}
+
+/// One run of a module: what it is called and given.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    /// Its name, as `argv[0]`.
+    pub name: &'a str,
+    /// What its log lines start with: `[plugin NAME]`, `[cgi /cgi-bin/x.wasm]`.
+    pub tag: &'a str,
+    /// Directories and variables beyond the request.
+    pub grants: &'a Grants,
+    /// Time, memory and output limits.
+    pub limits: &'a Limits,
+    /// The CGI meta-variables.
+    pub env: &'a [(String, String)],
+    /// The request body.
+    pub stdin: Bytes,
 }
 
 /// The deadline passed: raised from the epoch callback.
@@ -79,17 +97,16 @@ impl Wagi {
         Ok(Wagi { pre })
     }
 
-    /// Starts an instance for one request: `env` is its environment,
-    /// `stdin` its request body.
-    pub fn start(
-        &self,
-        runtime: &Arc<Runtime>,
-        name: &str,
-        grants: &Grants,
-        limits: &Limits,
-        env: &[(String, String)],
-        stdin: Bytes,
-    ) -> anyhow::Result<Produced> {
+    /// Starts an instance for one request.
+    pub fn start(&self, runtime: &Arc<Runtime>, run: Invocation<'_>) -> anyhow::Result<Produced> {
+        let Invocation {
+            name,
+            tag,
+            grants,
+            limits,
+            env,
+            stdin,
+        } = run;
         let (stdout, output) = tokio::io::duplex(STDOUT_PIPE);
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(name)
@@ -97,7 +114,7 @@ impl Wagi {
             .envs(&grants.env)
             .stdin(MemoryInputPipe::new(stdin))
             .stdout(AsyncStdoutStream::new(16 * 1024, stdout))
-            .stderr(AsyncStdoutStream::new(4096, GuestLog::new(name)))
+            .stderr(AsyncStdoutStream::new(4096, StderrLog::new(tag)))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -136,7 +153,7 @@ impl Wagi {
         let slots = Arc::clone(runtime.slots());
         let timeout = limits.timeout;
         let memory = limits.memory;
-        let tag = format!("[plugin {name}]");
+        let tag = tag.to_string();
         let (report, outcome) = oneshot::channel();
         let task = tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {

@@ -1,10 +1,12 @@
-//! A guest's stderr → the server's log, a line at a time, tagged with the
-//! plugin's name: `[plugin notes] could not open /data/x: not found`.
+//! A CGI script's or a plugin's stderr → the server's log, a line at a
+//! time, tagged with where it came from:
+//! `[plugin notes] could not open /data/x: not found`,
+//! `[cgi /cgi-bin/report.sh] disk full`.
 //!
-//! Guest output is untrusted: control characters are escaped like the
+//! Script output is untrusted: control characters are escaped like the
 //! access log's, a line longer than [`MAX_LINE`] is cut, and after
 //! [`MAX_TOTAL`] bytes from one instance the rest is dropped, with a note,
-//! so that a guest flooding stderr cannot flood the operator's log.
+//! so that a script flooding stderr cannot flood the operator's log.
 
 use std::io::Write as _;
 use std::pin::Pin;
@@ -16,23 +18,23 @@ use crate::access_log::escape_into;
 
 /// The longest line logged as is.
 pub const MAX_LINE: usize = 4096;
-/// The most stderr bytes logged per instance.
+/// The most stderr bytes logged per run.
 pub const MAX_TOTAL: usize = 64 * 1024;
 
-/// Writes one instance's stderr to the server's stderr, line by line.
+/// Writes one run's stderr to the server's stderr, line by line.
 #[derive(Debug)]
-pub struct GuestLog {
+pub struct StderrLog {
     tag: String,
     line: Vec<u8>,
     total: usize,
     truncated: bool,
 }
 
-impl GuestLog {
-    /// A log for an instance of plugin `name`.
-    pub fn new(name: &str) -> GuestLog {
-        GuestLog {
-            tag: format!("[plugin {name}] "),
+impl StderrLog {
+    /// A log whose lines start with `tag` (`[plugin NAME]`).
+    pub fn new(tag: &str) -> StderrLog {
+        StderrLog {
+            tag: format!("{tag} "),
             line: Vec::new(),
             total: 0,
             truncated: false,
@@ -72,7 +74,7 @@ impl GuestLog {
     }
 }
 
-impl AsyncWrite for GuestLog {
+impl AsyncWrite for StderrLog {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
@@ -92,7 +94,7 @@ impl AsyncWrite for GuestLog {
     }
 }
 
-impl Drop for GuestLog {
+impl Drop for StderrLog {
     fn drop(&mut self) {
         self.emit();
     }
@@ -104,7 +106,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_capped_and_counted() {
-        let mut log = GuestLog::new("t");
+        let mut log = StderrLog::new("[t]");
         log.take(b"abc");
         assert_eq!(log.line, b"abc");
         log.take(b"\ndef\r\n");

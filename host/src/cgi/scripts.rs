@@ -1,0 +1,196 @@
+//! The classic CGI backend (`--cgi`): scripts in CGI directories, run per
+//! request, as Python's CGIHTTPRequestHandler runs them but per RFC 3875.
+//!
+//! A request routed here is looked up ([`super::locate`]), its body spooled
+//! ([`super::spool`]), and the script started: a `.wasm` file as a
+//! CGI-over-WASI module in the plugin sandbox ([`super::wasm`]), anything
+//! else as a process ([`super::process`]). Its output then goes through the
+//! same reader as a plugin's ([`super::output`]): held until it is known to
+//! be good, then streamed; or passed through whole for an `nph-` script.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::dirs::CgiDirs;
+use super::env::{OnDisk, Script, command_line, meta_variables};
+use super::locate::{Located, locate};
+use super::output::{Output, Produced, Rejected, collect, pass_through};
+use super::process::{self, Program};
+use super::spool::spool;
+use super::wasm::WasmScripts;
+use crate::error::HttpError;
+use crate::fs_root::Root;
+use crate::http1::body::RequestBody;
+use crate::plugin::Grants;
+use crate::plugin::wagi::Invocation;
+use crate::request::Request;
+use crate::safe_path::UrlPath;
+
+/// How classic CGI is configured.
+#[derive(Debug, Clone)]
+pub struct CgiSettings {
+    /// The CGI directories.
+    pub dirs: CgiDirs,
+    /// How long a script process may run (`--cgi-timeout`).
+    pub timeout: Duration,
+    /// The largest request body a script is given (`--cgi-max-body`).
+    pub max_body: u64,
+}
+
+/// The classic CGI backend.
+#[derive(Debug)]
+pub struct CgiScripts {
+    settings: CgiSettings,
+    document_root: PathBuf,
+    wasm: WasmScripts,
+}
+
+impl CgiScripts {
+    /// Scripts in `settings.dirs` beneath `document_root`; `.wasm` ones run
+    /// with `wasm`.
+    pub fn new(settings: CgiSettings, document_root: PathBuf, wasm: WasmScripts) -> CgiScripts {
+        CgiScripts {
+            settings,
+            document_root,
+            wasm,
+        }
+    }
+
+    /// The CGI directories.
+    pub fn dirs(&self) -> &CgiDirs {
+        &self.settings.dirs
+    }
+
+    /// One line for the banner.
+    pub fn describe(&self) -> String {
+        let dirs: Vec<String> = self.dirs().iter().map(|d| format!("{d}/")).collect();
+        format!(
+            "CGI: {} (scripts time out after {}s)",
+            dirs.join(" "),
+            self.settings.timeout.as_secs()
+        )
+    }
+
+    /// Runs the script that `url` (in CGI directory `dir`) names.
+    pub async fn serve(
+        &self,
+        root: &Root,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        url: &UrlPath,
+        dir: &str,
+    ) -> Result<Output, HttpError> {
+        let located = locate(root, url, dir)?;
+        let tag = format!("[cgi {}]", located.script_name);
+        let (produced, limit) = if located.is_wasm() {
+            let produced = self
+                .start_module(root, request, body, &located, &tag)
+                .await?;
+            (produced, self.wasm.limits().response)
+        } else {
+            let produced = self.start_process(request, body, &located, &tag).await?;
+            (produced, u64::MAX)
+        };
+        let output = if located.is_nph() {
+            pass_through(produced, limit).await
+        } else {
+            collect(produced, limit).await
+        };
+        output.map_err(|Rejected { error, log }| {
+            if let Some(why) = log {
+                eprintln!("{tag} {why}");
+            }
+            error
+        })
+    }
+
+    async fn start_process(
+        &self,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        located: &Located,
+        tag: &str,
+    ) -> Result<Produced, HttpError> {
+        let spooled = spool(body, self.settings.max_body).await?;
+        let path = self.document_root.join(&located.relative);
+        let script = Script {
+            script_name: &located.script_name,
+            path_info: &located.path_info,
+            content_length: (spooled.len > 0).then_some(spooled.len),
+            on_disk: Some(OnDisk {
+                document_root: &self.document_root,
+                script_filename: &path,
+            }),
+        };
+        let env = meta_variables(request, &script);
+        let program = Program {
+            path: &path,
+            args: command_line(request),
+            env: &env,
+            stdin: spooled.stdin,
+            tag,
+            timeout: self.settings.timeout,
+        };
+        process::start(program).map_err(|error| {
+            use std::io::ErrorKind;
+            eprintln!("{tag} cannot run {}: {error}", path.display());
+            match error.kind() {
+                ErrorKind::PermissionDenied => HttpError::ScriptForbidden {
+                    script: located.script_name.clone(),
+                    why: "not executable",
+                },
+                _ => HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR),
+            }
+        })
+    }
+
+    /// Starts a `.wasm` script in the sandbox.
+    async fn start_module(
+        &self,
+        root: &Root,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        located: &Located,
+        tag: &str,
+    ) -> Result<Produced, HttpError> {
+        let failed = |why: String| {
+            eprintln!("{tag} {why}");
+            HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
+        };
+        let limits = self.wasm.limits();
+        let stdin = body
+            .read_to_end(limits.request_body)
+            .await
+            .map_err(|e| e.to_http_error())?;
+        let module = self
+            .wasm
+            .module(root, &located.relative, &located.metadata)
+            .await
+            .map_err(failed)?;
+        let script = Script {
+            script_name: &located.script_name,
+            path_info: &located.path_info,
+            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
+            on_disk: None,
+        };
+        let env = meta_variables(request, &script);
+        let name = located
+            .relative
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let run = Invocation {
+            name: &name,
+            tag,
+            grants: &Grants::default(),
+            limits,
+            env: &env,
+            stdin,
+        };
+        module
+            .start(self.wasm.runtime(), run)
+            .map_err(|e| failed(format!("{e:#}")))
+    }
+}

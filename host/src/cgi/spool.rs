@@ -1,0 +1,243 @@
+//! A request body → a CGI program's standard input, with its exact length.
+//!
+//! RFC 3875 §4.1.2 wants `CONTENT_LENGTH` to be the body's exact length,
+//! and a chunked body has none until it ends, so the body is read whole
+//! before the program starts: up to [`IN_MEMORY`] bytes in memory, beyond
+//! that into an unnamed temporary file that becomes the program's stdin
+//! itself. That also means a slow client never holds a process, and a
+//! program that exits without reading its input cannot block anything.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use rustix::fs::{Mode, OFlags};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::HttpError;
+use crate::http1::body::{BodyReadError, RequestBody};
+
+/// Bodies up to this size are kept in memory.
+pub const IN_MEMORY: usize = 64 * 1024;
+
+/// A request body, ready to be a program's standard input.
+#[derive(Debug)]
+pub enum Stdin {
+    /// The request had no body.
+    Empty,
+    /// A small body.
+    Memory(Bytes),
+    /// A large body, in an unnamed temporary file positioned at its start.
+    File(File),
+}
+
+/// A spooled body and its length.
+#[derive(Debug)]
+pub struct Spooled {
+    /// The body.
+    pub stdin: Stdin,
+    /// Its length in bytes (0 for no body).
+    pub len: u64,
+}
+
+/// Reads the whole of `body`, refusing (413) more than `limit` bytes.
+pub async fn spool(body: &mut RequestBody<'_>, limit: u64) -> Result<Spooled, HttpError> {
+    spool_into(body, limit, &std::env::temp_dir()).await
+}
+
+async fn spool_into(
+    body: &mut RequestBody<'_>,
+    limit: u64,
+    temp_dir: &Path,
+) -> Result<Spooled, HttpError> {
+    let too_large = || BodyReadError::TooLarge(limit).to_http_error();
+    if body.declared_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut memory = BytesMut::new();
+    let mut file: Option<tokio::fs::File> = None;
+    let mut len: u64 = 0;
+    while let Some(chunk) = body.chunk().await.map_err(|e| e.to_http_error())? {
+        len += chunk.len() as u64;
+        if len > limit {
+            return Err(too_large());
+        }
+        if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY {
+            memory.extend_from_slice(&chunk);
+            continue;
+        }
+        let spool = match &mut file {
+            Some(spool) => spool,
+            None => {
+                let created = temporary_file(temp_dir).map_err(|e| spool_failed(temp_dir, &e))?;
+                let spool = file.insert(tokio::fs::File::from_std(created));
+                spool
+                    .write_all(&memory)
+                    .await
+                    .map_err(|e| spool_failed(temp_dir, &e))?;
+                memory = BytesMut::new();
+                spool
+            }
+        };
+        spool
+            .write_all(&chunk)
+            .await
+            .map_err(|e| spool_failed(temp_dir, &e))?;
+    }
+    let stdin = match file {
+        Some(mut spool) => {
+            spool
+                .flush()
+                .await
+                .map_err(|e| spool_failed(temp_dir, &e))?;
+            let mut std_file = spool.into_std().await;
+            std_file
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| spool_failed(temp_dir, &e))?;
+            Stdin::File(std_file)
+        }
+        None if len == 0 => Stdin::Empty,
+        None => Stdin::Memory(memory.freeze()),
+    };
+    Ok(Spooled { stdin, len })
+}
+
+/// A file in `dir` with no name: it disappears when closed. Where the file
+/// system cannot make one (`O_TMPFILE`), a named file removed at once.
+fn temporary_file(dir: &Path) -> io::Result<File> {
+    let mode = Mode::RUSR | Mode::WUSR;
+    match rustix::fs::open(dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(_) => {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let name = dir.join(format!(
+                ".wasmhttpd-body-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC;
+            let fd = rustix::fs::open(&name, flags, mode)?;
+            std::fs::remove_file(&name)?;
+            Ok(File::from(fd))
+        }
+    }
+}
+
+fn spool_failed(dir: &Path, error: &io::Error) -> HttpError {
+    eprintln!(
+        "wasmhttpd: cannot keep a request body in {}: {error}",
+        dir.display()
+    );
+    HttpError::Upstream(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    use crate::http1::body::BodyDecoder;
+    use crate::http1::parse::Framing;
+
+    /// Spools `wire` (a body framed as `framing`) through a real socket.
+    async fn spooled(
+        framing: Framing,
+        wire: Vec<u8>,
+        limit: u64,
+    ) -> Result<(Vec<u8>, u64, &'static str), String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.write_all(&wire).await;
+            stream
+        });
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut buf = BytesMut::new();
+        let mut decoder = BodyDecoder::new(framing);
+        let mut body = RequestBody::new(
+            &mut stream,
+            &mut buf,
+            &mut decoder,
+            framing,
+            false,
+            std::time::Duration::from_secs(5),
+        );
+        let temp = tempfile::tempdir().expect("tempdir");
+        let result = spool_into(&mut body, limit, temp.path()).await;
+        drop(client.await);
+        let Spooled { stdin, len } = result.map_err(|e| e.to_string())?;
+        let (content, kind) = match stdin {
+            Stdin::Empty => (Vec::new(), "empty"),
+            Stdin::Memory(bytes) => (bytes.to_vec(), "memory"),
+            Stdin::File(mut file) => {
+                let mut content = Vec::new();
+                file.read_to_end(&mut content).expect("read spool");
+                (content, "file")
+            }
+        };
+        assert_eq!(
+            std::fs::read_dir(temp.path()).expect("ls").count(),
+            0,
+            "the spool has no name"
+        );
+        Ok((content, len, kind))
+    }
+
+    #[tokio::test]
+    async fn small_bodies_stay_in_memory_large_ones_go_to_a_file() {
+        let small = b"spam=1&eggs=python".to_vec();
+        let (content, len, kind) = spooled(Framing::Length(18), small.clone(), 1 << 20)
+            .await
+            .expect("small");
+        assert_eq!((content, len, kind), (small, 18, "memory"));
+
+        let large: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (content, len, kind) =
+            spooled(Framing::Length(large.len() as u64), large.clone(), 1 << 20)
+                .await
+                .expect("large");
+        assert_eq!((len, kind), (large.len() as u64, "file"));
+        assert!(content == large, "the file holds the body");
+
+        let (_, len, kind) = spooled(Framing::Empty, Vec::new(), 10).await.expect("none");
+        assert_eq!((len, kind), (0, "empty"));
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_get_their_exact_length() {
+        let mut wire = Vec::new();
+        for _ in 0..40 {
+            wire.extend_from_slice(b"1000\r\n");
+            wire.extend_from_slice(&[b'x'; 0x1000]);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        let (content, len, kind) = spooled(Framing::Chunked, wire, 1 << 20)
+            .await
+            .expect("chunked");
+        assert_eq!((content.len(), len, kind), (40 * 4096, 40 * 4096, "file"));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let declared = spooled(Framing::Length(100), vec![b'x'; 100], 99).await;
+        assert_eq!(declared.err().as_deref(), Some("Request body too large"));
+        let chunked = spooled(
+            Framing::Chunked,
+            b"64\r\n"
+                .iter()
+                .chain(&[b'x'; 100])
+                .chain(b"\r\n0\r\n\r\n")
+                .copied()
+                .collect(),
+            99,
+        )
+        .await;
+        assert_eq!(chunked.err().as_deref(), Some("Request body too large"));
+    }
+}
