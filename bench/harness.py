@@ -69,7 +69,9 @@ class Server:
         wait_listening(port)
 
     def cpu_seconds(self):
-        """User + system CPU of the server's whole process group."""
+        """User + system CPU of the server's whole process group, plus that
+        of the children it has reaped (CGI processes, which may have run in
+        process groups of their own)."""
         total = 0
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -79,9 +81,12 @@ class Server:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            # fields[2] is pgrp; utime and stime are fields 14 and 15 of stat.
+            # fields[2] is pgrp; utime, stime, cutime and cstime are fields
+            # 14 to 17 of stat.
             if int(fields[2]) == self.proc.pid:
                 total += int(fields[11]) + int(fields[12])
+            if int(pid) == self.proc.pid:
+                total += int(fields[13]) + int(fields[14])
         return total / TICKS
 
     def stop(self):
