@@ -853,3 +853,56 @@ fn a_replaced_wasm_file_is_reloaded() {
     assert_eq!(r.status, 200);
     assert!(!r.text().contains("SCRIPT_NAME="), "{}", r.text());
 }
+
+// --- The spawner ---------------------------------------------------------
+
+#[test]
+fn a_script_that_kills_the_spawner_only_fails_itself() {
+    // Scripts and the spawner that starts them are the same user, so a
+    // script can kill it: that request fails, the next one gets a new one.
+    let site = Site::new().script("cgi-bin/file1.sh", HELLO).script(
+        "cgi-bin/rogue.sh",
+        "kill -9 $PPID\nsleep 0.2\nprintf 'Content-Type: text/plain\\n\\nrogue\\n'\n",
+    );
+    let server = site.start(&[]);
+    assert_eq!(server.get("/cgi-bin/file1.sh").status, 200);
+    assert_eq!(server.get("/cgi-bin/rogue.sh").status, 500);
+    server.wait_for_log(|l| {
+        l.contains("[cgi /cgi-bin/rogue.sh] cannot wait for it: the CGI spawner stopped")
+    });
+    assert_eq!(server.get("/cgi-bin/file1.sh").text(), "Hello World\n");
+    server.wait_for_log(|l| l.contains("the CGI spawner had stopped; started a new one"));
+}
+
+#[test]
+fn scripts_are_started_by_a_spawner_running_as_the_scripts_user() {
+    let site = Site::new().script(
+        "cgi-bin/parent.sh",
+        "printf 'Content-Type: text/plain\\n\\n'\n\
+         echo \"PARENT=$PPID\"\n\
+         echo \"PARENT_CMD=$(tr '\\0' ' ' < /proc/$PPID/cmdline)\"\n\
+         echo \"PARENT_UID=$(awk '/^Uid:/ {print $2}' /proc/$PPID/status)\"\n\
+         echo \"UID=$(id -u)\"\n",
+    );
+    let server = site.start(&[]);
+    let text = server.get("/cgi-bin/parent.sh").text();
+    assert!(
+        var(&text, "PARENT_CMD").is_some_and(|c| c.ends_with("__cgi-spawner ")),
+        "{text}"
+    );
+    assert_eq!(var(&text, "PARENT_UID"), var(&text, "UID"), "{text}");
+    let spawner_parent = std::fs::read_to_string(format!(
+        "/proc/{}/stat",
+        var(&text, "PARENT").expect("parent")
+    ))
+    .expect("stat");
+    let ppid = spawner_parent
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .expect("ppid");
+    assert_eq!(
+        ppid,
+        server.pid().to_string(),
+        "the server started the spawner"
+    );
+}

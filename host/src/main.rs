@@ -1,4 +1,6 @@
 //! The `wasmhttpd` binary: arguments → configuration → bind → serve.
+//! (Run as `wasmhttpd __cgi-spawner` by the server itself, it is the CGI
+//! spawner instead: see `cgi::spawner`.)
 //!
 //! Only here does an error become an exit status: a bad flag exits 2 with
 //! one line on stderr (as argparse does), any other startup error exits 1
@@ -8,11 +10,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use wasmhttpd::cgi::spawner::daemon;
 use wasmhttpd::cli::Args;
 use wasmhttpd::config::Config;
 use wasmhttpd::server;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(daemon::ARG)) {
+        return daemon::run();
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => {

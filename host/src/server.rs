@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::access_log::AccessLog;
 use crate::cgi::scripts::CgiScripts;
+use crate::cgi::spawner::Spawner;
 use crate::cgi::wasm::WasmScripts;
 use crate::config::{BindTarget, Config};
 use crate::fs_root::Root;
@@ -127,6 +128,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
             settings.clone(),
             root.path().to_path_buf(),
             WasmScripts::new(Arc::clone(runtime), config.plugin_limits),
+            Spawner::start().context("cannot start the CGI spawner")?,
         )),
         _ => None,
     };

@@ -12,7 +12,7 @@
 //! - [`dirs`]: which URL paths are CGI directories;
 //! - [`locate`]: the script a path names, and its `PATH_INFO`;
 //! - [`spool`]: the request body, with its exact length, as stdin;
-//! - [`process`]: a script run as a process;
+//! - [`process`]: a script run as a process, started by the [`spawner`];
 //! - [`wasm`]: a `.wasm` script run in the plugin sandbox;
 //! - [`scripts`]: the backend that ties them together.
 
@@ -23,6 +23,7 @@ pub mod output;
 pub mod process;
 pub mod response;
 pub mod scripts;
+pub mod spawner;
 pub mod spool;
 pub mod stderr;
 pub mod wasm;

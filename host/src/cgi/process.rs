@@ -1,9 +1,10 @@
 //! Runs a CGI program as a process (RFC 3875 §4.4, §7.2).
 //!
-//! The program starts in its own directory, in a process group of its own,
-//! with the meta-variables and only a few harmless variables of the
-//! server's environment ([`INHERITED`]); when the server runs as root it
-//! runs as `nobody` (and `nobody`'s group, with no supplementary groups).
+//! The program starts (through the [`Spawner`]) in its own directory, in a
+//! process group of its own, with the meta-variables and only a few
+//! harmless variables of the server's environment ([`INHERITED`]); when the
+//! server runs as root it runs as `nobody` (and `nobody`'s group, with no
+//! supplementary groups).
 //! Its stdin is the spooled request body, its stdout is read as the
 //! response (through a pipe: a slow client blocks the program, never the
 //! server's memory), its stderr goes to the log tagged with the script.
@@ -16,19 +17,24 @@
 //! leave the group (`setsid`).
 
 use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
-use rustix::process::{Pid, Signal};
+use rustix::fs::{Mode, OFlags};
+use rustix::pipe::PipeFlags;
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tokio::sync::oneshot;
 
 use super::output::Produced;
+use super::spawner::wire::Spawn;
+use super::spawner::{Running, Spawner};
 use super::spool::Stdin;
 use super::stderr::StderrLog;
 use crate::response::Failure;
@@ -56,66 +62,79 @@ pub struct Program<'a> {
     pub timeout: Duration,
 }
 
-/// Starts `program`; its output and outcome come back as a [`Produced`].
-pub fn start(program: Program<'_>) -> io::Result<Produced> {
-    let mut command = Command::new(program.path);
-    command
-        .args(&program.args)
-        .env_clear()
-        .envs(inherited().iter().map(|(k, v)| (k, v)))
-        .envs(program.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(dir) = program.path.parent() {
-        command.current_dir(dir);
-    }
-    if let Some((uid, gid)) = unprivileged_ids() {
-        command.uid(uid).gid(gid);
-    }
-    let memory = match program.stdin {
-        Stdin::Empty => {
-            command.stdin(Stdio::null());
-            None
-        }
-        Stdin::File(file) => {
-            command.stdin(Stdio::from(file));
-            None
-        }
+/// How long a killed program's exit may take to be reported.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts `program` through `spawner`; its output and outcome come back as
+/// a [`Produced`].
+pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produced> {
+    let (stdout, stdout_end) = pipe()?;
+    let (stderr, stderr_end) = pipe()?;
+    let (stdin_end, feed_body) = match program.stdin {
+        Stdin::Empty => (
+            rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?,
+            None,
+        ),
+        Stdin::File(file) => (OwnedFd::from(file), None),
         Stdin::Memory(bytes) => {
-            command.stdin(Stdio::piped());
-            Some(bytes)
+            let (read_end, write_end) = pipe()?;
+            (read_end, Some((write_end, bytes)))
         }
     };
-    let mut child = command.spawn()?;
-    let group = child.id().and_then(|pid| Pid::from_raw(pid as i32));
-    let group = ProcessGroup(group);
+    let mut env: Vec<Vec<u8>> = Vec::with_capacity(INHERITED.len() + program.env.len());
+    for (name, value) in inherited().iter().chain(program.env) {
+        let mut entry = Vec::with_capacity(name.len() + 1 + value.len());
+        entry.extend_from_slice(name.as_bytes());
+        entry.push(b'=');
+        entry.extend_from_slice(value.as_bytes());
+        env.push(entry);
+    }
+    let spawn = Spawn {
+        id: 0,
+        program: program.path.as_os_str().as_bytes().to_vec(),
+        dir: program
+            .path
+            .parent()
+            .map(|dir| dir.as_os_str().as_bytes().to_vec())
+            .unwrap_or_else(|| b"/".to_vec()),
+        args: program.args.into_iter().map(String::into_bytes).collect(),
+        env,
+    };
+    let running = spawner
+        .spawn(spawn, [stdin_end, stdout_end, stderr_end])
+        .await?;
 
-    if let (Some(bytes), Some(stdin)) = (memory, child.stdin.take()) {
-        tokio::spawn(feed(stdin, bytes));
+    if let Some((write_end, bytes)) = feed_body {
+        let pipe = tokio::net::unix::pipe::Sender::from_owned_fd(write_end)?;
+        tokio::spawn(feed(pipe, bytes));
     }
-    if let Some(mut stderr) = child.stderr.take() {
-        let mut log = StderrLog::new(program.tag);
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut stderr, &mut log).await;
-        });
-    }
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+    let mut stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr)?;
+    let mut log = StderrLog::new(program.tag);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut stderr, &mut log).await;
+    });
+    let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout)?;
 
     let timeout = program.timeout;
     let tag = program.tag.to_string();
     let (report, outcome) = oneshot::channel();
     let task = tokio::spawn(async move {
-        let waited = tokio::time::timeout(timeout, child.wait()).await;
+        let mut group = KillOnDrop {
+            running,
+            armed: true,
+        };
+        let waited = tokio::time::timeout(timeout, &mut group.running.exited).await;
         if waited.is_err() {
-            group.kill();
-            let _ = child.wait().await;
+            group.running.kill_group();
+            let _ = tokio::time::timeout(KILL_GRACE, &mut group.running.exited).await;
         }
-        // Whatever it left behind goes with it.
-        drop(group);
+        // Exited: the spawner has killed what it left in its group.
+        group.armed = false;
+        let waited = waited.map(|status| {
+            status
+                .map(ExitStatus::from_raw)
+                .map_err(|_| io::Error::other("the CGI spawner stopped"))
+        });
         let verdict = judge(waited, timeout);
         if let Err(failure) = &verdict {
             eprintln!("{tag} {}", failure.reason);
@@ -129,26 +148,29 @@ pub fn start(program: Program<'_>) -> io::Result<Produced> {
     })
 }
 
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
+}
+
 /// Writes a small body to the program's stdin; a program that exits
 /// without reading it ends the write (EPIPE), nothing waits for it.
-async fn feed(mut stdin: tokio::process::ChildStdin, bytes: Bytes) {
+async fn feed(mut stdin: tokio::net::unix::pipe::Sender, bytes: Bytes) {
     let _ = stdin.write_all(&bytes).await;
 }
 
-/// A program's process group, killed when this is dropped.
-struct ProcessGroup(Option<Pid>);
-
-impl ProcessGroup {
-    fn kill(&self) {
-        if let Some(group) = self.0 {
-            let _ = rustix::process::kill_process_group(group, Signal::KILL);
-        }
-    }
+/// A running program whose process group is killed if this is dropped
+/// while armed (the response was abandoned: the client left, or HEAD).
+struct KillOnDrop {
+    running: Running,
+    armed: bool,
 }
 
-impl Drop for ProcessGroup {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        self.kill();
+        if self.armed {
+            self.running.kill_group();
+        }
     }
 }
 
@@ -172,7 +194,6 @@ fn judge(
         ),
         Ok(Ok(status)) if status.success() => Ok(()),
         Ok(Ok(status)) => {
-            use std::os::unix::process::ExitStatusExt;
             let reason = match (status.code(), status.signal()) {
                 (Some(code), _) => format!("exited with status {code}"),
                 (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -246,7 +267,6 @@ mod tests {
 
     #[test]
     fn exit_statuses_are_judged() {
-        use std::os::unix::process::ExitStatusExt;
         let t = Duration::from_secs(3);
         assert_eq!(judge(Ok(Ok(ExitStatus::from_raw(0))), t), Ok(()));
         let failed = judge(Ok(Ok(ExitStatus::from_raw(2 << 8))), t).expect_err("exit 2");

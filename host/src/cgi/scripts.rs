@@ -4,7 +4,7 @@
 //! A request routed here is looked up ([`super::locate`]), its body spooled
 //! ([`super::spool`]), and the script started: a `.wasm` file as a
 //! CGI-over-WASI module in the plugin sandbox ([`super::wasm`]), anything
-//! else as a process ([`super::process`]). Its output then goes through the
+//! else as a process ([`super::process`], through [`super::spawner`]). Its output then goes through the
 //! same reader as a plugin's ([`super::output`]): held until it is known to
 //! be good, then streamed; or passed through whole for an `nph-` script.
 
@@ -18,6 +18,7 @@ use super::env::{OnDisk, Script, command_line, meta_variables};
 use super::locate::{Located, locate};
 use super::output::{Output, Produced, Rejected, collect, pass_through};
 use super::process::{self, Program};
+use super::spawner::Spawner;
 use super::spool::spool;
 use super::wasm::WasmScripts;
 use crate::error::HttpError;
@@ -45,16 +46,23 @@ pub struct CgiScripts {
     settings: CgiSettings,
     document_root: PathBuf,
     wasm: WasmScripts,
+    spawner: Spawner,
 }
 
 impl CgiScripts {
     /// Scripts in `settings.dirs` beneath `document_root`; `.wasm` ones run
-    /// with `wasm`.
-    pub fn new(settings: CgiSettings, document_root: PathBuf, wasm: WasmScripts) -> CgiScripts {
+    /// with `wasm`, the others are started by `spawner`.
+    pub fn new(
+        settings: CgiSettings,
+        document_root: PathBuf,
+        wasm: WasmScripts,
+        spawner: Spawner,
+    ) -> CgiScripts {
         CgiScripts {
             settings,
             document_root,
             wasm,
+            spawner,
         }
     }
 
@@ -133,17 +141,19 @@ impl CgiScripts {
             tag,
             timeout: self.settings.timeout,
         };
-        process::start(program).map_err(|error| {
-            use std::io::ErrorKind;
-            eprintln!("{tag} cannot run {}: {error}", path.display());
-            match error.kind() {
-                ErrorKind::PermissionDenied => HttpError::ScriptForbidden {
-                    script: located.script_name.clone(),
-                    why: "not executable",
-                },
-                _ => HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR),
-            }
-        })
+        process::start(&self.spawner, program)
+            .await
+            .map_err(|error| {
+                use std::io::ErrorKind;
+                eprintln!("{tag} cannot run {}: {error}", path.display());
+                match error.kind() {
+                    ErrorKind::PermissionDenied => HttpError::ScriptForbidden {
+                        script: located.script_name.clone(),
+                        why: "not executable",
+                    },
+                    _ => HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR),
+                }
+            })
     }
 
     /// Starts a `.wasm` script in the sandbox.
