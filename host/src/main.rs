@@ -15,6 +15,11 @@ use wasmhttpd::cli::Args;
 use wasmhttpd::config::Config;
 use wasmhttpd::server;
 
+/// Every request allocates (buffers, the CGI environment, a WebAssembly
+/// store); mimalloc's thread-local free lists make that cheaper than glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(daemon::ARG)) {
         return daemon::run();
