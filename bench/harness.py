@@ -70,8 +70,8 @@ class Server:
 
     def cpu_seconds(self):
         """User + system CPU of the server's whole process group, plus that
-        of the children it has reaped (CGI processes, which may have run in
-        process groups of their own)."""
+        of the children its processes have reaped (CGI processes, which may
+        have run in process groups of their own)."""
         total = 0
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -84,9 +84,7 @@ class Server:
             # fields[2] is pgrp; utime, stime, cutime and cstime are fields
             # 14 to 17 of stat.
             if int(fields[2]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
-            if int(pid) == self.proc.pid:
-                total += int(fields[13]) + int(fields[14])
+                total += sum(int(f) for f in fields[11:15])
         return total / TICKS
 
     def stop(self):

@@ -55,6 +55,17 @@ impl Site {
         Server::start(self.path(), &all)
     }
 
+    /// A script that starts a child and waits for it for minutes; both
+    /// write their pids to the returned file.
+    fn hanging_script(self, relative: &str) -> (Site, PathBuf) {
+        let pids = self.run(&format!("{}.pids", relative.replace('/', "_")));
+        let body = format!(
+            "sleep 300 &\necho $! >> {0}\necho $$ >> {0}\nwait\n",
+            pids.display()
+        );
+        (self.script(relative, &body), pids)
+    }
+
     fn run(&self, name: &str) -> PathBuf {
         self.path().join("run").join(name)
     }
@@ -633,15 +644,7 @@ fn a_failure_after_committing_aborts_the_response() {
 
 #[test]
 fn a_hung_script_and_its_process_group_are_killed_after_the_timeout() {
-    let site = Site::new();
-    let pids = site.run("hung.pids");
-    let site = site.script(
-        "cgi-bin/hang.sh",
-        &format!(
-            "sleep 300 &\necho $! >> {0}\necho $$ >> {0}\nwait\n",
-            pids.display()
-        ),
-    );
+    let (site, pids) = Site::new().hanging_script("cgi-bin/hang.sh");
     let server = site.start(&["--cgi-timeout", "1"]);
     let started = Instant::now();
     let r = server.get("/cgi-bin/hang.sh");
@@ -905,4 +908,18 @@ fn scripts_are_started_by_a_spawner_running_as_the_scripts_user() {
         server.pid().to_string(),
         "the server started the spawner"
     );
+}
+
+#[test]
+fn scripts_still_running_when_the_server_stops_are_killed() {
+    let (site, pids) = Site::new().hanging_script("cgi-bin/hang.sh");
+    let mut server = site.start(&["--shutdown-grace", "1"]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /cgi-bin/hang.sh HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("send");
+    let pids = wait_for_pids(&pids, 2);
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    wait_until_dead(&pids);
 }

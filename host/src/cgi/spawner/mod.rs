@@ -200,8 +200,7 @@ fn launch() -> io::Result<Arc<Connection>> {
         .env_clear()
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .stderr(Stdio::inherit());
     if let Some((uid, gid)) = unprivileged_ids() {
         command.as_std_mut().uid(uid).gid(gid);
     }
@@ -269,7 +268,9 @@ fn launch() -> io::Result<Arc<Connection>> {
         }
     });
 
-    // Reap the spawner if it dies, so it leaves no zombie.
+    // Reap the spawner if it dies, so it leaves no zombie. When the server
+    // exits, the spawner reads the end of the socket, kills the scripts
+    // still running and exits too.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
