@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::process::{Child, Command, Stdio};
 
 use support::{Response, Server, exchange, site, write};
@@ -20,9 +20,14 @@ struct Python {
 
 impl Python {
     fn start(dir: &std::path::Path) -> Option<Python> {
+        Python::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, args: &[&str]) -> Option<Python> {
         let mut child = match Command::new("python3")
             .args(["-u", "-m", "http.server", "0", "-b", "127.0.0.1", "-d"])
             .arg(dir)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -182,4 +187,132 @@ fn encoded_slash_is_refused_where_python_3_11_redirects_to_a_path_that_does_not_
     let ours = Server::start(dir.path(), &[]);
     assert_eq!(python.get("/withindex%2f").status, 301);
     assert_eq!(ours.get("/withindex%2f").status, 400);
+}
+
+/// A site with CGI scripts that `nobody` can run (both servers switch to
+/// `nobody` when the tests run as root).
+fn cgi_tree() -> tempfile::TempDir {
+    let dir = site();
+    let script = "#!/bin/sh\n\
+                  printf 'Content-Type: text/plain\\n\\n'\n\
+                  echo \"method=$REQUEST_METHOD query=$QUERY_STRING\"\n\
+                  echo \"script=$SCRIPT_NAME info=$PATH_INFO\"\n\
+                  echo \"length=$CONTENT_LENGTH\"\n\
+                  echo \"type=$CONTENT_TYPE\"\n\
+                  [ -n \"$CONTENT_LENGTH\" ] && echo \"body=$(head -c $CONTENT_LENGTH)\"\n\
+                  exit 0\n";
+    write(dir.path(), "cgi-bin/show.sh", script);
+    write(dir.path(), "cgi-bin/sub/nested.sh", script);
+    for path in [
+        dir.path().to_path_buf(),
+        dir.path().join("cgi-bin"),
+        dir.path().join("cgi-bin/sub"),
+        dir.path().join("cgi-bin/show.sh"),
+        dir.path().join("cgi-bin/sub/nested.sh"),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    dir
+}
+
+fn ask(addr: SocketAddr, raw: &str) -> Vec<u8> {
+    exchange(addr, raw.as_bytes())
+}
+
+/// Status and body of a response whose head may end with a bare `\n\n`
+/// (Python's CGI responses: its head, then the script's, as written).
+fn status_and_body(bytes: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\n\n").map_or("", |(_, body)| body);
+    (status, body.to_string())
+}
+
+#[test]
+fn cgi_scripts_see_the_same_request_as_under_python() {
+    let dir = cgi_tree();
+    let Some(python) = Python::start_with(dir.path(), &["--cgi"]) else {
+        return;
+    };
+    let ours = Server::start(dir.path(), &["--cgi"]);
+    for raw in [
+        "GET /cgi-bin/show.sh HTTP/1.0\r\n\r\n",
+        "GET /cgi-bin/show.sh/a/b?x=1&y=%20 HTTP/1.0\r\n\r\n",
+        "GET /cgi-bin/sub/nested.sh/deeper?q HTTP/1.0\r\n\r\n",
+        "POST /cgi-bin/show.sh HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 9\r\n\r\nspam=eggs",
+        "GET /cgi-bin/missing.sh HTTP/1.0\r\n\r\n",
+        "GET /cgi-bin/sub HTTP/1.0\r\n\r\n",
+    ] {
+        let (theirs, their_body) = status_and_body(&ask(python.addr, raw));
+        let mine = Response::parse(&ask(ours.addr, raw), false).expect("ours");
+        assert_eq!(mine.status, theirs, "status for {raw:?}");
+        if mine.status == 200 {
+            // Python invents `CONTENT_TYPE=text/plain` for a request
+            // without a body (RFC 3875 §4.1.3: no default): not compared.
+            let without_type = |text: &str| -> Vec<String> {
+                text.lines()
+                    .filter(|l| !l.starts_with("type=") || raw.starts_with("POST"))
+                    .map(str::to_string)
+                    .collect()
+            };
+            assert_eq!(
+                without_type(&mine.text()),
+                without_type(&their_body),
+                "body for {raw:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cgi_differences_from_python_each_on_purpose() {
+    let dir = cgi_tree();
+    let Some(python) = Python::start_with(dir.path(), &["--cgi"]) else {
+        return;
+    };
+    let ours = Server::start(dir.path(), &["--cgi"]);
+    // More `..` than segments: Python drops the connection, unanswered.
+    let raw = "GET /cgi-bin/../../../x HTTP/1.0\r\n\r\n";
+    assert!(ask(python.addr, raw).is_empty());
+    assert_eq!(
+        Response::parse(&ask(ours.addr, raw), false)
+            .expect("ours")
+            .status,
+        404
+    );
+    // An encoded slash: Python decodes it and runs the script.
+    let raw = "GET /cgi-bin%2fshow.sh HTTP/1.0\r\n\r\n";
+    assert_eq!(status_and_body(&ask(python.addr, raw)).0, 200);
+    assert_eq!(
+        Response::parse(&ask(ours.addr, raw), false)
+            .expect("ours")
+            .status,
+        400
+    );
+    // HEAD: Python sends the script's body.
+    let raw = "HEAD /cgi-bin/show.sh HTTP/1.0\r\n\r\n";
+    let theirs = String::from_utf8_lossy(&ask(python.addr, raw)).into_owned();
+    assert!(theirs.contains("method=HEAD"), "{theirs}");
+    let mine = String::from_utf8_lossy(&ask(ours.addr, raw)).into_owned();
+    assert!(
+        mine.ends_with("\r\n\r\n") && !mine.contains("method="),
+        "{mine}"
+    );
+    // Python invents a CONTENT_TYPE for a request without a body.
+    let raw = "GET /cgi-bin/show.sh HTTP/1.0\r\n\r\n";
+    assert!(
+        status_and_body(&ask(python.addr, raw))
+            .1
+            .contains("\ntype=text/plain\n")
+    );
+    let no_type = Response::parse(&ask(ours.addr, raw), false).expect("ours");
+    assert!(no_type.text().contains("\ntype=\n"), "{}", no_type.text());
+    // Python's status line is always 200 "Script output follows".
+    assert!(theirs.starts_with("HTTP/1.0 200 Script output follows"));
+    assert!(mine.starts_with("HTTP/1.1 200 OK"));
 }
