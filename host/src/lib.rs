@@ -2,14 +2,14 @@
 //!
 //! A request's way through the code, top to bottom:
 //! [`server`] accepts → [`http1`] parses → [`service`] routes ([`route`]) →
-//! a backend ([`static_files`]) → [`response`] → [`http1::write`] frames it
-//! → [`access_log`].
+//! a backend: a [`plugin`], a CGI script ([`cgi`]) or [`static_files`] →
+//! [`response`] → [`http1::write`] frames it → [`access_log`].
 //!
 //! The static backend leans on [`safe_path`] (URL → contained path),
 //! [`fs_root`] (opening beneath the root), [`validators`] and [`range`]
-//! (conditional and partial requests), [`mime`] and [`listing`]. Errors on
-//! the request path are [`error::HttpError`]s, each answered with Python's
-//! error page.
+//! (conditional and partial requests), [`mime`] and [`listing`]. Plugins
+//! and CGI scripts share the CGI core in [`cgi`]. Errors on the request
+//! path are [`error::HttpError`]s, each answered with Python's error page.
 
 pub mod access_log;
 pub mod cgi;
