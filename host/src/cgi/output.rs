@@ -239,3 +239,26 @@ impl Drop for AbortOnDrop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nph_status_lines() {
+        let status = |line: &[u8]| parse_status_line(line).map(|s| s.as_u16());
+        assert_eq!(status(b"HTTP/1.1 200 OK"), Some(200));
+        assert_eq!(status(b"HTTP/1.0 404 Not Found"), Some(404));
+        assert_eq!(status(b"HTTP/1.1 299"), Some(299));
+        for bad in [
+            &b"HTTP/2 200 OK"[..],
+            b"HTTP/1.1 20 OK",
+            b"HTTP/1.1 2000 OK",
+            b"HTTP/1.1 abc OK",
+            b"Status: 200 OK",
+            b"",
+        ] {
+            assert_eq!(status(bad), None, "{bad:?}");
+        }
+    }
+}

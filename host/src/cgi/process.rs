@@ -30,6 +30,7 @@ use http::StatusCode;
 use rustix::fs::{Mode, OFlags};
 use rustix::pipe::PipeFlags;
 use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 
 use super::output::Produced;
@@ -68,8 +69,8 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// Starts `program` through `spawner`; its output and outcome come back as
 /// a [`Produced`].
 pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produced> {
-    let (stdout, stdout_end) = pipe()?;
-    let (stderr, stderr_end) = pipe()?;
+    let (stdout, stdout_end) = os_pipe()?;
+    let (stderr, stderr_end) = os_pipe()?;
     let (stdin_end, feed_body) = match program.stdin {
         Stdin::Empty => (
             rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?,
@@ -77,7 +78,7 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         ),
         Stdin::File(file) => (OwnedFd::from(file), None),
         Stdin::Memory(bytes) => {
-            let (read_end, write_end) = pipe()?;
+            let (read_end, write_end) = os_pipe()?;
             (read_end, Some((write_end, bytes)))
         }
     };
@@ -100,20 +101,23 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         args: program.args.into_iter().map(String::into_bytes).collect(),
         env,
     };
+    let stdout = pipe::Receiver::from_owned_fd(stdout)?;
+    let mut stderr = pipe::Receiver::from_owned_fd(stderr)?;
+    let feed_body = match feed_body {
+        Some((write_end, bytes)) => Some((pipe::Sender::from_owned_fd(write_end)?, bytes)),
+        None => None,
+    };
     let running = spawner
         .spawn(spawn, [stdin_end, stdout_end, stderr_end])
         .await?;
 
-    if let Some((write_end, bytes)) = feed_body {
-        let pipe = tokio::net::unix::pipe::Sender::from_owned_fd(write_end)?;
-        tokio::spawn(feed(pipe, bytes));
+    if let Some((stdin, bytes)) = feed_body {
+        tokio::spawn(feed(stdin, bytes));
     }
-    let mut stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr)?;
     let mut log = StderrLog::new(program.tag);
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut stderr, &mut log).await;
     });
-    let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout)?;
 
     let timeout = program.timeout;
     let tag = program.tag.to_string();
@@ -149,13 +153,13 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn os_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
 }
 
 /// Writes a small body to the program's stdin; a program that exits
 /// without reading it ends the write (EPIPE), nothing waits for it.
-async fn feed(mut stdin: tokio::net::unix::pipe::Sender, bytes: Bytes) {
+async fn feed(mut stdin: pipe::Sender, bytes: Bytes) {
     let _ = stdin.write_all(&bytes).await;
 }
 

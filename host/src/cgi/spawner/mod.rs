@@ -160,8 +160,14 @@ impl Connection {
         match report {
             Report::Spawned { id, pid } => {
                 if let Some((started, exit)) = waiting.starts.remove(&id) {
-                    waiting.exits.insert(pid, exit);
-                    let _ = started.send(Ok(pid));
+                    if started.send(Ok(pid)).is_ok() {
+                        waiting.exits.insert(pid, exit);
+                    } else {
+                        // Nobody waits for it any more (the request was
+                        // dropped while it started): it must not run on.
+                        drop(waiting);
+                        self.send(Request::Kill(pid).encode(), Vec::new(), None);
+                    }
                 }
             }
             Report::Failed { id, errno } => {
