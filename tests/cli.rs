@@ -118,6 +118,27 @@ fn port_in_use_exits_1_with_one_clear_line() {
 }
 
 #[test]
+fn a_bad_cgi_dir_or_cache_dir_exits_1_with_one_clear_line() {
+    let (code, stderr) = run_to_exit(&["0", "--cgi-dir", "cgi-bin"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("must start with /"), "{stderr}");
+    let file = tempfile::NamedTempFile::new().expect("file");
+    let under_a_file = file.path().join("cache");
+    let (code, stderr) = run_to_exit(&[
+        "0",
+        "-b",
+        "127.0.0.1",
+        "--cgi",
+        "--cache-dir",
+        under_a_file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("cannot use cache directory"), "{stderr}");
+}
+
+#[test]
 fn unresolvable_bind_address_exits_1() {
     let (code, stderr) = run_to_exit(&["0", "-b", "no-such-host.invalid"]);
     assert_eq!(code, Some(1), "{stderr}");

@@ -185,6 +185,67 @@ fn banner_lists_each_plugin_with_routes_methods_and_kind() {
 }
 
 #[test]
+fn compiled_plugins_are_kept_on_disk_and_reused_after_a_restart() {
+    let setup = Setup::new()
+        .plugin("echo", "echo")
+        .plugin("counter", "counter");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = cache.path().join("compiled");
+    let flag = ["--cache-dir", dir.to_str().expect("utf-8")];
+    let cache_line = |server: &Server| {
+        server
+            .stdout_lines()
+            .into_iter()
+            .find(|l| l.starts_with("Compiled code cache: "))
+            .unwrap_or_else(|| panic!("no cache line in {:?}", server.stdout_lines()))
+    };
+    let first = setup.start(&flag);
+    assert_eq!(
+        cache_line(&first),
+        format!(
+            "Compiled code cache: {} (0 reused, 2 compiled)",
+            dir.display()
+        )
+    );
+    assert_eq!(first.get("/echo").status, 200);
+    drop(first);
+    assert!(std::fs::read_dir(&dir).expect("cache dir").count() > 0);
+    let second = setup.start(&flag);
+    assert_eq!(
+        cache_line(&second),
+        format!(
+            "Compiled code cache: {} (2 reused, 0 compiled)",
+            dir.display()
+        )
+    );
+    assert_eq!(second.get("/echo").status, 200);
+    assert_eq!(second.get("/counter").status, 200);
+}
+
+#[test]
+fn no_cache_keeps_nothing_on_disk() {
+    let setup = Setup::new().plugin("echo", "echo");
+    let home = tempfile::tempdir().expect("tempdir");
+    let plugins = setup.plugins();
+    let args = ["--plugins", plugins.to_str().expect("utf-8"), "--no-cache"];
+    let server = Server::start_with_env(
+        &setup.site(),
+        &args,
+        &[("XDG_CACHE_HOME", home.path().to_str().expect("utf-8"))],
+    );
+    assert_eq!(server.get("/echo").status, 200);
+    assert!(
+        !server
+            .stdout_lines()
+            .iter()
+            .any(|l| l.starts_with("Compiled code cache")),
+        "{:?}",
+        server.stdout_lines()
+    );
+    assert_eq!(std::fs::read_dir(home.path()).expect("home").count(), 0);
+}
+
+#[test]
 fn broken_plugins_are_reported_by_file_and_the_rest_serve() {
     let setup = Setup::new()
         .plugin("echo", "good")

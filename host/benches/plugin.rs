@@ -38,7 +38,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let runtime = Arc::new(rt.block_on(async { Runtime::new() }).expect("engine"));
+    let runtime = Arc::new(rt.block_on(async { Runtime::new(None) }).expect("engine"));
     let limits = Limits::defaults(Duration::from_secs(30), 128);
     let mut group = c.benchmark_group("plugin request, in process");
     for name in ["hello", "hello-c"] {

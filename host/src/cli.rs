@@ -73,6 +73,15 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub plugin_memory: u64,
 
+    /// Directory where compiled plugins are kept across restarts
+    /// [default: $XDG_CACHE_HOME/wasmhttpd, or ~/.cache/wasmhttpd]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins at every start; keep nothing on disk
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Run CGI scripts in /cgi-bin and /htbin, as Python's --cgi does
     #[arg(long)]
     pub cgi: bool,

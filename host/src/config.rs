@@ -51,6 +51,18 @@ pub struct Config {
     pub plugin_limits: plugin::Limits,
     /// Classic CGI, if it is on.
     pub cgi: Option<CgiSettings>,
+    /// Where compiled WebAssembly is cached, if anywhere.
+    pub compile_cache: Option<CompileCache>,
+}
+
+/// The on-disk cache of compiled WebAssembly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileCache {
+    /// The directory (absolute; created if missing).
+    pub dir: PathBuf,
+    /// Whether the user named it (`--cache-dir`): then a directory that
+    /// cannot be used is an error rather than a warning.
+    pub explicit: bool,
 }
 
 impl TryFrom<Args> for Config {
@@ -104,6 +116,21 @@ impl TryFrom<Args> for Config {
         } else {
             None
         };
+        let compile_cache = if args.no_cache {
+            None
+        } else if let Some(dir) = &args.cache_dir {
+            let dir = std::path::absolute(dir)
+                .with_context(|| format!("cannot use cache directory {}", dir.display()))?;
+            Some(CompileCache {
+                dir,
+                explicit: true,
+            })
+        } else {
+            default_cache_dir().map(|dir| CompileCache {
+                dir,
+                explicit: false,
+            })
+        };
         let protocol = if args.protocol == "HTTP/1.0" {
             Version::HTTP_10
         } else {
@@ -129,8 +156,21 @@ impl TryFrom<Args> for Config {
                 args.plugin_memory,
             ),
             cgi,
+            compile_cache,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/wasmhttpd`, or `$HOME/.cache/wasmhttpd`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("wasmhttpd"))
 }
 
 /// An IP address (IPv6 with or without brackets) or a host name, resolved
@@ -231,6 +271,16 @@ mod tests {
         assert_eq!(mine.dirs.iter().collect::<Vec<_>>(), ["/app", "/x/bin"]);
         let err = config(&["wasmhttpd", "--cgi-dir", "cgi-bin"]).expect_err("relative");
         assert!(format!("{err:#}").contains("must start with /"), "{err:#}");
+    }
+
+    #[test]
+    fn compile_cache_directory() {
+        let c = config(&["wasmhttpd", "--no-cache"]).expect("config");
+        assert_eq!(c.compile_cache, None);
+        let c = config(&["wasmhttpd", "--cache-dir", "rel/dir"]).expect("config");
+        let cache = c.compile_cache.expect("cache");
+        assert!(cache.explicit && cache.dir.is_absolute() && cache.dir.ends_with("rel/dir"));
+        assert!(Args::try_parse_from(["wasmhttpd", "--no-cache", "--cache-dir", "/x"]).is_err());
     }
 
     #[test]

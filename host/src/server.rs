@@ -108,7 +108,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         .with_context(|| format!("cannot open {}", config.directory.display()))?;
     // One engine for plugins and `.wasm` CGI scripts.
     let runtime = if config.plugins.is_some() || config.cgi.is_some() {
-        Some(Arc::new(Runtime::new()?))
+        Some(Arc::new(Runtime::new(config.compile_cache.as_ref())?))
     } else {
         None
     };
@@ -154,6 +154,12 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         Some(plugins) => {
             for plugin in plugins.table().plugins() {
                 println!("{}", plugin.describe());
+            }
+            if let Some((dir, reused, compiled)) = plugins.runtime().cache_stats() {
+                println!(
+                    "Compiled code cache: {} ({reused} reused, {compiled} compiled)",
+                    dir.display()
+                );
             }
             match hot_reload::start(Arc::clone(plugins)) {
                 Ok(watch) => Some(watch),

@@ -86,8 +86,9 @@ impl Server {
         let dir = dir.to_str().expect("utf-8 path");
         let mut command = Command::new("setpriv");
         command.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary()]);
+        // The shared compile cache belongs to root: nothing to keep here.
         command
-            .args(["0", "--bind", "127.0.0.1", "--directory", dir])
+            .args(["0", "--bind", "127.0.0.1", "--directory", dir, "--no-cache"])
             .args(args);
         Server::spawn(command, args)
     }
@@ -98,6 +99,11 @@ impl Server {
     }
 
     fn spawn(mut command: Command, args: &[&str]) -> Server {
+        // Compiled plugins go to a cache shared by the tests (compiled once
+        // per test run, not once per server), never to the user's own.
+        if !command.get_envs().any(|(name, _)| name == "XDG_CACHE_HOME") {
+            command.env("XDG_CACHE_HOME", workspace().join("target/test-cache"));
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -19,8 +19,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::Semaphore;
+
+use crate::config::CompileCache;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig, StoreLimits,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, Linker,
+    PoolingAllocationConfig, StoreLimits,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -60,6 +63,7 @@ pub struct Runtime {
     slots: Arc<Semaphore>,
     pooling: bool,
     ticker: Arc<AtomicBool>,
+    cache: Option<Cache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -72,15 +76,40 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// An engine with the pooling allocator, or on-demand allocation where
-    /// the pool cannot be reserved.
-    pub fn new() -> anyhow::Result<Runtime> {
-        let (engine, pooling) = match Engine::new(&config(true)) {
+    /// the pool cannot be reserved; compiled code is kept in `cache`. A
+    /// cache directory that cannot be used is an error if the user named
+    /// it, a warning otherwise.
+    pub fn new(cache: Option<&CompileCache>) -> anyhow::Result<Runtime> {
+        let cache = match cache {
+            None => None,
+            Some(wanted) => {
+                let mut settings = CacheConfig::new();
+                settings.with_directory(&wanted.dir);
+                match Cache::new(settings) {
+                    Ok(cache) => Some(cache),
+                    Err(error) if wanted.explicit => {
+                        anyhow::bail!(
+                            "cannot use cache directory {}: {error:#}",
+                            wanted.dir.display()
+                        )
+                    }
+                    Err(error) => {
+                        eprintln!(
+                            "wasmhttpd: cannot use cache directory {} ({error:#}); plugins will be compiled at every start",
+                            wanted.dir.display()
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let (engine, pooling) = match Engine::new(&config(true, cache.clone())) {
             Ok(engine) => (engine, true),
             Err(error) => {
                 eprintln!(
                     "wasmhttpd: pooling allocator unavailable ({error:#}); allocating instances on demand"
                 );
-                let engine = Engine::new(&config(false))
+                let engine = Engine::new(&config(false, cache.clone()))
                     .map_err(|e| anyhow::anyhow!("cannot create the WebAssembly engine: {e:#}"))?;
                 (engine, false)
             }
@@ -111,6 +140,7 @@ impl Runtime {
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
             pooling,
             ticker,
+            cache,
         })
     }
 
@@ -129,6 +159,18 @@ impl Runtime {
         &self.slots
     }
 
+    /// The compiled-code cache's directory, and how many modules it has
+    /// supplied and how many it had to have compiled so far.
+    pub fn cache_stats(&self) -> Option<(&std::path::Path, usize, usize)> {
+        self.cache.as_ref().map(|cache| {
+            (
+                cache.directory().as_path(),
+                cache.cache_hits(),
+                cache.cache_misses(),
+            )
+        })
+    }
+
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
@@ -141,8 +183,9 @@ impl Drop for Runtime {
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, cache: Option<Cache>) -> Config {
     let mut config = Config::new();
+    config.cache(cache);
     config.epoch_interruption(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
