@@ -923,3 +923,45 @@ fn scripts_still_running_when_the_server_stops_are_killed() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
     wait_until_dead(&pids);
 }
+
+#[test]
+fn expect_100_continue_gets_continue_then_the_scripts_answer() {
+    let site = Site::new().script("cgi-bin/env.sh", ENV_SCRIPT);
+    let server = site.start(&[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            b"POST /cgi-bin/env.sh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+              Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .expect("send head");
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).expect("100 Continue");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").expect("send body");
+    let r = read_response(&mut stream, false);
+    assert_eq!(r.status, 200);
+    assert_eq!(var(&r.text(), "BODY"), Some("hello"));
+}
+
+#[test]
+fn a_body_over_cgi_max_body_is_413_without_running_the_script() {
+    let site = Site::new();
+    let ran = site.run("ran");
+    let site = site.script(
+        "cgi-bin/upload.sh",
+        &format!(
+            "touch {}\nprintf 'Content-Type: text/plain\\n\\nok'\n",
+            ran.display()
+        ),
+    );
+    let server = site.start(&["--cgi-max-body", "1"]);
+    let body = vec![b'x'; (1 << 20) + 1];
+    assert_eq!(post(&server, "/cgi-bin/upload.sh", &[], &body).status, 413);
+    assert!(!ran.exists());
+    assert_eq!(
+        post(&server, "/cgi-bin/upload.sh", &[], &body[..1000]).status,
+        200
+    );
+    assert!(ran.exists());
+}
