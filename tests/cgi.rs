@@ -965,3 +965,25 @@ fn a_body_over_cgi_max_body_is_413_without_running_the_script() {
     );
     assert!(ran.exists());
 }
+
+#[test]
+fn a_child_that_escaped_the_group_cannot_hold_the_response_open() {
+    let site = Site::new();
+    let pid = site.run("escaped.pid");
+    let site = site.script(
+        "cgi-bin/escape.sh",
+        &format!(
+            "printf 'Content-Type: text/plain\\n\\ndone\\n'\n\
+             setsid sh -c 'echo $$ > {0}; exec sleep 300' &\n\
+             while [ ! -s {0} ]; do sleep 0.05; done\n",
+            pid.display()
+        ),
+    );
+    let server = site.start(&[]);
+    let started = Instant::now();
+    let r = server.get("/cgi-bin/escape.sh");
+    assert_eq!((r.status, r.text().as_str()), (200, "done\n"));
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let pid = wait_for_pids(&pid, 1);
+    let _ = std::process::Command::new("kill").arg(&pid[0]).status();
+}

@@ -29,7 +29,11 @@ use bytes::Bytes;
 use http::StatusCode;
 use rustix::fs::{Mode, OFlags};
 use rustix::pipe::PipeFlags;
-use tokio::io::AsyncWriteExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 
@@ -101,8 +105,10 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         args: program.args.into_iter().map(String::into_bytes).collect(),
         env,
     };
-    let stdout = pipe::Receiver::from_owned_fd(stdout)?;
-    let mut stderr = pipe::Receiver::from_owned_fd(stderr)?;
+    let (stdout_done, stdout_ends) = oneshot::channel();
+    let (stderr_done, stderr_ends) = oneshot::channel();
+    let stdout = UntilExit::new(pipe::Receiver::from_owned_fd(stdout)?, stdout_ends);
+    let mut stderr = UntilExit::new(pipe::Receiver::from_owned_fd(stderr)?, stderr_ends);
     let feed_body = match feed_body {
         Some((write_end, bytes)) => Some((pipe::Sender::from_owned_fd(write_end)?, bytes)),
         None => None,
@@ -132,8 +138,11 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
             group.running.kill_group();
             let _ = tokio::time::timeout(KILL_GRACE, &mut group.running.exited).await;
         }
-        // Exited: the spawner has killed what it left in its group.
+        // Exited: the spawner has killed what it left in its group; what
+        // escaped the group gets a moment, then the output ends anyway.
         group.armed = false;
+        let _ = stdout_done.send(());
+        let _ = stderr_done.send(());
         let waited = waited.map(|status| {
             status
                 .map(ExitStatus::from_raw)
@@ -150,6 +159,55 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         outcome,
         producer: task.abort_handle(),
     })
+}
+
+/// How long output may stay open after the program has ended: a child
+/// that left the process group (`setsid`) and kept stdout cannot hold the
+/// response open longer than this.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// A program's output pipe, which ends [`OUTPUT_GRACE`] after the program
+/// has ended (or its run was abandoned) once nothing more is waiting in it.
+struct UntilExit {
+    pipe: pipe::Receiver,
+    ended: Option<oneshot::Receiver<()>>,
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl UntilExit {
+    fn new(pipe: pipe::Receiver, ended: oneshot::Receiver<()>) -> UntilExit {
+        UntilExit {
+            pipe,
+            ended: Some(ended),
+            grace: None,
+        }
+    }
+}
+
+impl AsyncRead for UntilExit {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let Poll::Ready(read) = Pin::new(&mut this.pipe).poll_read(cx, buf) {
+            return Poll::Ready(read);
+        }
+        // Sent when the program ended; dropped when its run was abandoned.
+        if let Some(ended) = &mut this.ended
+            && Pin::new(ended).poll(cx).is_ready()
+        {
+            this.ended = None;
+            this.grace = Some(Box::pin(tokio::time::sleep(OUTPUT_GRACE)));
+        }
+        if let Some(grace) = &mut this.grace
+            && grace.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
