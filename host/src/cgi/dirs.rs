@@ -31,6 +31,9 @@ impl CgiDirs {
             }
             let path = UrlPath::parse(dir.as_bytes())
                 .map_err(|e| format!("CGI directory {dir:?}: {e}"))?;
+            if std::str::from_utf8(path.as_bytes()).is_err() {
+                return Err(format!("CGI directory {dir:?} is not UTF-8 once decoded"));
+            }
             if path.as_bytes().is_empty() {
                 return Err(format!(
                     "CGI directory {dir:?} is the whole site: name a directory, like /cgi-bin"
@@ -95,7 +98,7 @@ mod tests {
             dirs.iter().collect::<Vec<_>>(),
             ["/sub/dir/cgi-bin", "/x/z"]
         );
-        for bad in ["cgi-bin", "/", "/..", "", "/a%2fb"] {
+        for bad in ["cgi-bin", "/", "/..", "", "/a%2fb", "/%FF"] {
             assert!(CgiDirs::new(&[bad]).is_err(), "{bad:?}");
         }
     }

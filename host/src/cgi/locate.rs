@@ -56,7 +56,13 @@ impl Located {
 /// `CgiDirs::matching` returned it: `/cgi-bin`).
 pub fn locate(root: &Root, url: &UrlPath, dir: &str) -> Result<Located, HttpError> {
     let path = url.as_bytes();
-    let dir_len = dir.len() - 1; // without its leading `/`
+    let dir_bytes = dir.as_bytes().get(1..).unwrap_or_default(); // without its `/`
+    let dir_len = dir_bytes.len();
+    // Routing matched the path as text; the bytes must match too.
+    let inside = path.starts_with(dir_bytes) && path.get(dir_len).is_none_or(|&b| b == b'/');
+    if !inside {
+        return Err(HttpError::NoSuchScript(url.display()));
+    }
     let rest = path.get(dir_len..).unwrap_or_default();
     let rest = rest.strip_prefix(b"/").unwrap_or(rest);
     // The segments after the directory; a trailing `/` is an empty last one.
@@ -224,6 +230,14 @@ mod tests {
             Err("CGI script is not executable ('/cgi-bin/plain.txt')".into())
         );
         assert_eq!(status("/cgi-bin/app.wasm"), Ok(()), "no execute bit needed");
+        let elsewhere = UrlPath::parse(b"/cgi-binx/run.sh").expect("url");
+        assert!(
+            matches!(
+                locate(&root, &elsewhere, "/cgi-bin"),
+                Err(HttpError::NoSuchScript(_))
+            ),
+            "a path outside the directory is never looked up in it"
+        );
     }
 
     #[test]

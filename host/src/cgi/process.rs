@@ -67,7 +67,7 @@ pub struct Program<'a> {
     pub timeout: Duration,
 }
 
-/// How long a killed program's exit may take to be reported.
+/// The longest a killed program's exit may take to be reported.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// Starts `program` through `spawner`; its output and outcome come back as
@@ -114,7 +114,7 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         None => None,
     };
     let running = spawner
-        .spawn(spawn, [stdin_end, stdout_end, stderr_end])
+        .spawn(spawn, [stdin_end, stdout_end, stderr_end], program.timeout)
         .await?;
 
     if let Some((stdin, bytes)) = feed_body {
@@ -136,7 +136,8 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         let waited = tokio::time::timeout(timeout, &mut group.running.exited).await;
         if waited.is_err() {
             group.running.kill_group();
-            let _ = tokio::time::timeout(KILL_GRACE, &mut group.running.exited).await;
+            let grace = KILL_GRACE.min(timeout);
+            let _ = tokio::time::timeout(grace, &mut group.running.exited).await;
         }
         // Exited: the spawner has killed what it left in its group; what
         // escaped the group gets a moment, then the output ends anyway.

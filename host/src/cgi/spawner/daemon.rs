@@ -47,6 +47,9 @@ impl Live {
 
 /// Serves the server on stdin until it goes away.
 pub fn run() -> std::process::ExitCode {
+    // Scripts run as the same user: they must not be able to trace this
+    // process or take its descriptors (the socket to the server).
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let live = Arc::new(Live::default());
     // Reports go out one at a time, and a start's before its exit's.
     let sending = Arc::new(Mutex::new(()));
@@ -172,6 +175,10 @@ fn reap(live: &Live, sending: &Mutex<()>) {
 }
 
 fn kill_group(group: i32) {
+    // Never 0, 1 or a negative id, whatever a message says.
+    if group <= 1 {
+        return;
+    }
     if let Some(pid) = Pid::from_raw(group) {
         let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     }

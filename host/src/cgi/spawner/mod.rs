@@ -28,6 +28,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rustix::net::{
     AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
@@ -72,13 +73,22 @@ struct Connection {
     waiting: Mutex<Waiting>,
     closed: AtomicBool,
     next_id: AtomicU64,
+    /// Stops the spawner process (it is the server's own child).
+    stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 #[derive(Debug, Default)]
 struct Waiting {
     starts: HashMap<u64, (oneshot::Sender<io::Result<i32>>, oneshot::Sender<i32>)>,
     exits: HashMap<i32, oneshot::Sender<i32>>,
+    /// Process groups still running when the spawner went away: the next
+    /// spawner kills them.
+    orphans: Vec<i32>,
 }
+
+/// The longest the spawner may take to start a program before it is
+/// deemed wedged (stopped by a script, say), killed and replaced.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct Outgoing {
@@ -97,8 +107,15 @@ impl Spawner {
     }
 
     /// Starts `program` with `stdio` (stdin, stdout, stderr) as its
-    /// standard streams; `spawn.id` is assigned here.
-    pub async fn spawn(&self, mut spawn: Spawn, stdio: [OwnedFd; 3]) -> io::Result<Running> {
+    /// standard streams; `spawn.id` is assigned here. A spawner that has
+    /// not answered within `patience` (at most [`START_TIMEOUT`]) is
+    /// replaced.
+    pub async fn spawn(
+        &self,
+        mut spawn: Spawn,
+        stdio: [OwnedFd; 3],
+        patience: Duration,
+    ) -> io::Result<Running> {
         let connection = self.connection()?;
         spawn.id = connection.next_id.fetch_add(1, Ordering::Relaxed);
         let (started, start) = oneshot::channel();
@@ -109,9 +126,15 @@ impl Spawner {
             .insert(spawn.id, (started, exit_tx));
         let id = spawn.id;
         connection.send(Request::Spawn(spawn).encode(), stdio.into(), Some(id));
-        let pid = start
-            .await
-            .map_err(|_| io::Error::other("the CGI spawner stopped"))??;
+        let pid = match tokio::time::timeout(patience.min(START_TIMEOUT), start).await {
+            Ok(started) => started.map_err(|_| io::Error::other("the CGI spawner stopped"))??,
+            Err(_) => {
+                connection.abandon();
+                return Err(io::Error::other(
+                    "the CGI spawner did not answer; replaced it",
+                ));
+            }
+        };
         Ok(Running {
             pid,
             exited,
@@ -126,8 +149,13 @@ impl Spawner {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if connection.closed.load(Ordering::Acquire) {
+            let orphans = std::mem::take(&mut connection.lock().orphans);
             *connection = launch()?;
             eprintln!("wasmhttpd: the CGI spawner had stopped; started a new one");
+            // Whatever the old one left running does not outlive it.
+            for group in orphans {
+                connection.send(Request::Kill(group).encode(), Vec::new(), None);
+            }
         }
         Ok(Arc::clone(&connection))
     }
@@ -183,12 +211,29 @@ impl Connection {
         }
     }
 
-    /// The spawner is gone: everything waiting on it fails.
+    /// The spawner is gone: everything waiting on it fails, and what it
+    /// was running is remembered for the next one to kill.
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let mut waiting = self.lock();
         waiting.starts.clear();
-        waiting.exits.clear();
+        let running: Vec<i32> = waiting.exits.drain().map(|(pid, _)| pid).collect();
+        waiting.orphans.extend(running);
+    }
+
+    /// The spawner stopped answering: kill it; the next request starts a
+    /// new one.
+    fn abandon(&self) {
+        eprintln!("wasmhttpd: the CGI spawner stopped answering; killing it");
+        self.close();
+        let stop = self
+            .stop
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -219,11 +264,13 @@ fn launch() -> io::Result<Arc<Connection>> {
         std::os::unix::net::UnixDatagram::from(ours),
     )?);
     let (outbox, mut queue) = mpsc::unbounded_channel::<Outgoing>();
+    let (stop, stopped) = oneshot::channel();
     let connection = Arc::new(Connection {
         outbox,
         waiting: Mutex::new(Waiting::default()),
         closed: AtomicBool::new(false),
         next_id: AtomicU64::new(0),
+        stop: Mutex::new(Some(stop)),
     });
 
     // Writer: requests, in order, with their descriptors.
@@ -274,11 +321,17 @@ fn launch() -> io::Result<Arc<Connection>> {
         }
     });
 
-    // Reap the spawner if it dies, so it leaves no zombie. When the server
-    // exits, the spawner reads the end of the socket, kills the scripts
-    // still running and exits too.
+    // Reap the spawner if it dies, so it leaves no zombie; kill it if it
+    // is abandoned. When the server exits, the spawner reads the end of the
+    // socket, kills the scripts still running and exits too.
     tokio::spawn(async move {
-        let _ = child.wait().await;
+        tokio::select! {
+            _ = child.wait() => {}
+            Ok(()) = stopped => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        }
     });
     Ok(connection)
 }
