@@ -126,7 +126,6 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     let cgi = match (&config.cgi, &runtime) {
         (Some(settings), Some(runtime)) => Some(CgiScripts::new(
             settings.clone(),
-            root.path().to_path_buf(),
             WasmScripts::new(Arc::clone(runtime), config.plugin_limits),
             Spawner::start().context("cannot start the CGI spawner")?,
         )),

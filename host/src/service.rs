@@ -79,7 +79,7 @@ impl Service {
         let path = url.display();
         let table = self.plugins.as_ref().map(|plugins| plugins.table());
         let cgi_dirs = self.cgi.as_ref().map(CgiScripts::dirs);
-        let (output, producer) = match route(&request.method, &path, table.as_deref(), cgi_dirs) {
+        let (output, plugin) = match route(&request.method, &path, table.as_deref(), cgi_dirs) {
             Route::Plugin(matched) => {
                 let runtime = self
                     .plugins
@@ -90,15 +90,14 @@ impl Service {
                     .plugin
                     .serve(runtime, request, body, &matched)
                     .await?;
-                (output, format!("[plugin {}]", matched.plugin.name))
+                (output, Some(matched.plugin))
             }
             Route::Cgi(dir) => {
                 let cgi = self
                     .cgi
                     .as_ref()
                     .ok_or(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR))?;
-                let output = cgi.serve(&self.root, request, body, &url, dir).await?;
-                (output, format!("[cgi {path}]"))
+                (cgi.serve(&self.root, request, body, &url, dir).await?, None)
             }
             Route::Static if self.is_hidden(&path) => {
                 return Err(HttpError::NotFound("File not found"));
@@ -114,7 +113,11 @@ impl Service {
             Output::Response(response) => Ok(response),
             Output::LocalRedirect(target) => {
                 if redirects >= MAX_LOCAL_REDIRECTS {
-                    eprintln!("{producer} more than {MAX_LOCAL_REDIRECTS} local redirects");
+                    let why = format!("more than {MAX_LOCAL_REDIRECTS} local redirects");
+                    match plugin {
+                        Some(plugin) => plugin.log(&why),
+                        None => eprintln!("[cgi {path}] {why}"),
+                    }
                     return Err(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR));
                 }
                 let redirected = local_redirect(request, target);

@@ -15,7 +15,7 @@
 
 use std::pin::Pin;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::AbortHandle;
@@ -67,6 +67,17 @@ pub struct Rejected {
     pub log: Option<String>,
 }
 
+impl Rejected {
+    /// The error page, after logging what only the reader knows, each line
+    /// starting with `tag` (`[plugin NAME]`, `[cgi /cgi-bin/x]`).
+    pub fn logged(self, tag: &str) -> HttpError {
+        if let Some(why) = self.log {
+            eprintln!("{tag} {why}");
+        }
+        self.error
+    }
+}
+
 /// Reads `produced`'s output until it ends or passes the commit threshold.
 /// `limit` caps the whole body.
 pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected> {
@@ -108,10 +119,7 @@ pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected>
         Disposition::Respond { status, headers } => (status, headers),
     };
     let prefix = buf.split_off(used).freeze();
-    let mut stream = BodyStream::new(prefix, output, outcome, limit);
-    if let Some(producer) = guard.release() {
-        stream = stream.cancel_on_drop(producer);
-    }
+    let stream = guard.stream(prefix, output, outcome, limit);
     let mut response = Response::new(status, Body::Stream(stream));
     response.headers = headers;
     Ok(Output::Response(response))
@@ -154,10 +162,7 @@ pub async fn pass_through(produced: Produced, limit: u64) -> Result<Output, Reje
         let line = String::from_utf8_lossy(line).into_owned();
         return Err(bad_gateway(format!("nph output: bad status line {line:?}")));
     };
-    let mut stream = BodyStream::new(buf.freeze(), output, outcome, limit);
-    if let Some(producer) = guard.release() {
-        stream = stream.cancel_on_drop(producer);
-    }
+    let stream = guard.stream(buf.freeze(), output, outcome, limit);
     Ok(Output::Response(Response::new(
         status,
         Body::Unframed(stream),
@@ -227,8 +232,20 @@ fn bad_gateway(log: String) -> Rejected {
 struct AbortOnDrop(Option<AbortHandle>);
 
 impl AbortOnDrop {
-    fn release(mut self) -> Option<AbortHandle> {
-        self.0.take()
+    /// Hands the producer on to the body that streams the rest of its
+    /// output, which stops it if dropped before the end.
+    fn stream(
+        mut self,
+        prefix: Bytes,
+        output: Pin<Box<dyn AsyncRead + Send>>,
+        outcome: Outcome,
+        limit: u64,
+    ) -> BodyStream {
+        let stream = BodyStream::new(prefix, output, outcome, limit);
+        match self.0.take() {
+            Some(producer) => stream.cancel_on_drop(producer),
+            None => stream,
+        }
     }
 }
 

@@ -8,7 +8,6 @@
 //! same reader as a plugin's ([`super::output`]): held until it is known to
 //! be good, then streamed; or passed through whole for an `nph-` script.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -16,7 +15,7 @@ use http::StatusCode;
 use super::dirs::CgiDirs;
 use super::env::{OnDisk, Script, command_line, meta_variables};
 use super::locate::{Located, locate};
-use super::output::{Output, Produced, Rejected, collect, pass_through};
+use super::output::{Output, Produced, collect, pass_through};
 use super::process::{self, Program};
 use super::spawner::Spawner;
 use super::spool::spool;
@@ -25,7 +24,7 @@ use crate::error::HttpError;
 use crate::fs_root::Root;
 use crate::http1::body::RequestBody;
 use crate::plugin::Grants;
-use crate::plugin::wagi::Invocation;
+use crate::plugin::wagi::{Invocation, read_body};
 use crate::request::Request;
 use crate::safe_path::UrlPath;
 
@@ -44,23 +43,16 @@ pub struct CgiSettings {
 #[derive(Debug)]
 pub struct CgiScripts {
     settings: CgiSettings,
-    document_root: PathBuf,
     wasm: WasmScripts,
     spawner: Spawner,
 }
 
 impl CgiScripts {
-    /// Scripts in `settings.dirs` beneath `document_root`; `.wasm` ones run
-    /// with `wasm`, the others are started by `spawner`.
-    pub fn new(
-        settings: CgiSettings,
-        document_root: PathBuf,
-        wasm: WasmScripts,
-        spawner: Spawner,
-    ) -> CgiScripts {
+    /// Scripts in `settings.dirs`; `.wasm` ones run with `wasm`, the
+    /// others are started by `spawner`.
+    pub fn new(settings: CgiSettings, wasm: WasmScripts, spawner: Spawner) -> CgiScripts {
         CgiScripts {
             settings,
-            document_root,
             wasm,
             spawner,
         }
@@ -98,7 +90,9 @@ impl CgiScripts {
                 .await?;
             (produced, self.wasm.limits().response)
         } else {
-            let produced = self.start_process(request, body, &located, &tag).await?;
+            let produced = self
+                .start_process(root, request, body, &located, &tag)
+                .await?;
             (produced, u64::MAX)
         };
         let output = if located.is_nph() {
@@ -106,29 +100,25 @@ impl CgiScripts {
         } else {
             collect(produced, limit).await
         };
-        output.map_err(|Rejected { error, log }| {
-            if let Some(why) = log {
-                eprintln!("{tag} {why}");
-            }
-            error
-        })
+        output.map_err(|rejected| rejected.logged(&tag))
     }
 
     async fn start_process(
         &self,
+        root: &Root,
         request: &Request,
         body: &mut RequestBody<'_>,
         located: &Located,
         tag: &str,
     ) -> Result<Produced, HttpError> {
         let spooled = spool(body, self.settings.max_body).await?;
-        let path = self.document_root.join(&located.relative);
+        let path = root.path().join(&located.relative);
         let script = Script {
             script_name: &located.script_name,
             path_info: &located.path_info,
             content_length: (spooled.len > 0).then_some(spooled.len),
             on_disk: Some(OnDisk {
-                document_root: &self.document_root,
+                document_root: root.path(),
                 script_filename: &path,
             }),
         };
@@ -165,27 +155,15 @@ impl CgiScripts {
         located: &Located,
         tag: &str,
     ) -> Result<Produced, HttpError> {
-        let failed = |why: String| {
-            eprintln!("{tag} {why}");
-            HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
-        };
-        let limits = self.wasm.limits();
-        let stdin = body
-            .read_to_end(limits.request_body)
-            .await
-            .map_err(|e| e.to_http_error())?;
+        let stdin = read_body(body, self.wasm.limits()).await?;
         let module = self
             .wasm
             .module(root, &located.relative, &located.metadata)
             .await
-            .map_err(failed)?;
-        let script = Script {
-            script_name: &located.script_name,
-            path_info: &located.path_info,
-            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
-            on_disk: None,
-        };
-        let env = meta_variables(request, &script);
+            .map_err(|why| {
+                eprintln!("{tag} {why}");
+                HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
+            })?;
         let name = located
             .relative
             .file_name()
@@ -195,12 +173,10 @@ impl CgiScripts {
             name: &name,
             tag,
             grants: &Grants::default(),
-            limits,
-            env: &env,
-            stdin,
+            limits: self.wasm.limits(),
+            script_name: &located.script_name,
+            path_info: &located.path_info,
         };
-        module
-            .start(self.wasm.runtime(), run)
-            .map_err(|e| failed(format!("{e:#}")))
+        module.serve(self.wasm.runtime(), request, stdin, run)
     }
 }

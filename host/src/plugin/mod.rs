@@ -21,13 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use wasmtime::Module;
 
 use self::engine::{MAX_MEMORY, Runtime};
 use self::manifest::{DirGrant, Manifest, RoutePattern};
-use self::wagi::{Invocation, Wagi};
-use crate::cgi::env::{Script, meta_variables};
+use self::wagi::{Invocation, Wagi, read_body};
 use crate::cgi::output::{Output, collect};
 use crate::error::HttpError;
 use crate::http1::body::RequestBody;
@@ -116,6 +114,8 @@ pub struct Plugin {
     pub manifest: Manifest,
     /// Its limits, resolved.
     pub limits: Limits,
+    /// What its log lines start with: `[plugin NAME]`.
+    pub tag: String,
     grants: Grants,
     executor: Wagi,
 }
@@ -153,6 +153,7 @@ impl Plugin {
             prepare(runtime, &bytes).map_err(|e| format!("{}: {e:#}", file.display()))?;
         Ok(Plugin {
             name: name.to_string(),
+            tag: format!("[plugin {name}]"),
             file,
             fingerprint,
             limits: defaults.with(&manifest.limits),
@@ -202,48 +203,24 @@ impl Plugin {
         body: &mut RequestBody<'_>,
         matched: &Matched,
     ) -> Result<Output, HttpError> {
-        let stdin = body
-            .read_to_end(self.limits.request_body)
-            .await
-            .map_err(|e| e.to_http_error())?;
-        let script = Script {
-            script_name: &matched.script_name,
-            path_info: &matched.path_info,
-            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
-            on_disk: None,
-        };
-        let env = meta_variables(request, &script);
-        let tag = format!("[plugin {}]", self.name);
+        let stdin = read_body(body, &self.limits).await?;
         let run = Invocation {
             name: &self.name,
-            tag: &tag,
+            tag: &self.tag,
             grants: &self.grants,
             limits: &self.limits,
-            env: &env,
-            stdin,
+            script_name: &matched.script_name,
+            path_info: &matched.path_info,
         };
-        let produced = self
-            .executor
-            .start(runtime, run)
-            .map_err(|e| self.failed(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")))?;
+        let produced = self.executor.serve(runtime, request, stdin, run)?;
         collect(produced, self.limits.response)
             .await
-            .map_err(|rejected| {
-                if let Some(why) = &rejected.log {
-                    self.log(why);
-                }
-                rejected.error
-            })
-    }
-
-    fn failed(&self, status: StatusCode, why: &str) -> HttpError {
-        self.log(why);
-        HttpError::Upstream(status)
+            .map_err(|rejected| rejected.logged(&self.tag))
     }
 
     /// Writes a line about this plugin to the server's log.
     pub fn log(&self, line: &str) {
-        eprintln!("[plugin {}] {line}", self.name);
+        eprintln!("{} {line}", self.tag);
     }
 }
 

@@ -35,8 +35,12 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::engine::{GuestState, Runtime};
 use super::{Grants, Limits};
+use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::Produced;
 use crate::cgi::stderr::StderrLog;
+use crate::error::HttpError;
+use crate::http1::body::RequestBody;
+use crate::request::Request;
 use crate::response::Failure;
 
 /// Size of the pipe between the guest's stdout and the response.
@@ -53,7 +57,8 @@ impl std::fmt::Debug for Wagi {
     }
 }
 
-/// One run of a module: what it is called and given.
+/// One run of a module for a request: what it is called, what it is
+/// granted, and where the request's path put it.
 #[derive(Debug)]
 pub struct Invocation<'a> {
     /// Its name, as `argv[0]`.
@@ -62,12 +67,19 @@ pub struct Invocation<'a> {
     pub tag: &'a str,
     /// Directories and variables beyond the request.
     pub grants: &'a Grants,
-    /// Time, memory and output limits.
+    /// Time, memory, request body and output limits.
     pub limits: &'a Limits,
-    /// The CGI meta-variables.
-    pub env: &'a [(String, String)],
-    /// The request body.
-    pub stdin: Bytes,
+    /// `SCRIPT_NAME`: the path that selected the module.
+    pub script_name: &'a str,
+    /// `PATH_INFO`: the rest of the path.
+    pub path_info: &'a str,
+}
+
+/// A request's body, for a module's stdin: 413 beyond `limits`.
+pub async fn read_body(body: &mut RequestBody<'_>, limits: &Limits) -> Result<Bytes, HttpError> {
+    body.read_to_end(limits.request_body)
+        .await
+        .map_err(|e| e.to_http_error())
 }
 
 /// The deadline passed: raised from the epoch callback.
@@ -97,16 +109,44 @@ impl Wagi {
         Ok(Wagi { pre })
     }
 
-    /// Starts an instance for one request.
-    pub fn start(&self, runtime: &Arc<Runtime>, run: Invocation<'_>) -> anyhow::Result<Produced> {
+    /// Starts an instance for `request`, whose body (read within the
+    /// request-body limit, see [`read_body`]) is `stdin`; its
+    /// meta-variables are the environment. A failure to start is logged and
+    /// answered with a 500.
+    pub fn serve(
+        &self,
+        runtime: &Arc<Runtime>,
+        request: &Request,
+        stdin: Bytes,
+        run: Invocation<'_>,
+    ) -> Result<Produced, HttpError> {
+        let script = Script {
+            script_name: run.script_name,
+            path_info: run.path_info,
+            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
+            on_disk: None,
+        };
+        let env = meta_variables(request, &script);
+        self.start(runtime, &run, &env, stdin).map_err(|error| {
+            eprintln!("{} {error:#}", run.tag);
+            HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
+        })
+    }
+
+    fn start(
+        &self,
+        runtime: &Arc<Runtime>,
+        run: &Invocation<'_>,
+        env: &[(String, String)],
+        stdin: Bytes,
+    ) -> anyhow::Result<Produced> {
         let Invocation {
             name,
             tag,
             grants,
             limits,
-            env,
-            stdin,
-        } = run;
+            ..
+        } = *run;
         let (stdout, output) = tokio::io::duplex(STDOUT_PIPE);
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg(name)
