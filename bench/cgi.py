@@ -20,17 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, Server, build_release, compare, ensure_packages, free_port, median, table  # noqa: E402
-
-LIGHTTPD_CONF = """
-server.modules = ("mod_cgi")
-server.document-root = "{root}"
-server.port = {port}
-server.bind = "127.0.0.1"
-server.errorlog = "{work}/lighttpd-error.log"
-server.max-keep-alive-requests = 1000000
-cgi.assign = ("" => "")
-"""
+from harness import ROOT, Server, lighttpd_cgi, build_release, compare, ensure_packages, free_port, median, table  # noqa: E402
 
 OURS = "wasmhttpd --cgi (process)"
 WASM = "wasmhttpd --cgi (.wasm)"
@@ -51,10 +41,6 @@ def main():
         subprocess.run(["gcc", "-O2", "-o", os.path.join(cgi_bin, "hello"), hello_c], check=True)
         subprocess.run(["clang", "--target=wasm32-wasi", "-O2", "-s", "-o",
                         os.path.join(cgi_bin, "hello.wasm"), hello_c], check=True)
-        conf = os.path.join(work, "lighttpd.conf")
-        light_port = free_port()
-        with open(conf, "w") as f:
-            f.write(LIGHTTPD_CONF.format(root=site, port=light_port, work=work))
 
         ours = free_port()
         py = free_port()
@@ -62,7 +48,7 @@ def main():
         python = [sys.executable, "-m", "http.server", str(py), "-b", "127.0.0.1", "-d", site, "--cgi"]
         servers = {
             OURS: lambda: Server("wasmhttpd", wasmhttpd, ours),
-            LIGHTTPD: lambda: Server("lighttpd", ["/usr/sbin/lighttpd", "-D", "-f", conf], light_port),
+            LIGHTTPD: lambda: lighttpd_cgi(site, work),
             PYTHON: lambda: Server("python", python, py),
             WASM: lambda: Server("wasmhttpd", wasmhttpd, ours),
         }

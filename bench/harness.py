@@ -95,6 +95,27 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+LIGHTTPD_CGI_CONF = """
+server.modules = ("mod_cgi")
+server.document-root = "{root}"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.errorlog = "{work}/lighttpd-error.log"
+server.max-keep-alive-requests = 1000000
+cgi.assign = ("" => "")
+"""
+
+
+def lighttpd_cgi(site, work):
+    """lighttpd serving site with mod_cgi running every file under it as a
+    program (its configuration and error log go in work)."""
+    port = free_port()
+    conf = os.path.join(work, f"lighttpd-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(LIGHTTPD_CGI_CONF.format(root=site, port=port, work=work))
+    return Server("lighttpd", ["/usr/sbin/lighttpd", "-D", "-f", conf], port)
+
+
 UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, Server, build_release, compare, ensure_packages, free_port, table  # noqa: E402
+from harness import ROOT, Server, lighttpd_cgi, build_release, compare, ensure_packages, free_port, table  # noqa: E402
 
 PYTHON_HANDLER = """
 import sys
@@ -38,16 +38,6 @@ class Hello(BaseHTTPRequestHandler):
         pass
 
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hello).serve_forever()
-"""
-
-LIGHTTPD_CONF = """
-server.modules = ("mod_cgi")
-server.document-root = "{root}"
-server.port = {port}
-server.bind = "127.0.0.1"
-server.errorlog = "{work}/lighttpd-error.log"
-server.max-keep-alive-requests = 1000000
-cgi.assign = ("" => "")
 """
 
 
@@ -69,10 +59,6 @@ def main():
         handler = os.path.join(work, "handler.py")
         with open(handler, "w") as f:
             f.write(PYTHON_HANDLER)
-        conf = os.path.join(work, "lighttpd.conf")
-        light_port = free_port()
-        with open(conf, "w") as f:
-            f.write(LIGHTTPD_CONF.format(root=site, port=light_port, work=work))
 
         ours = free_port()
         py = free_port()
@@ -81,8 +67,7 @@ def main():
             "wasmhttpd plugin (Rust)": lambda: Server("wasmhttpd", wasmhttpd, ours),
             "wasmhttpd plugin (C, wasm)": lambda: Server("wasmhttpd", wasmhttpd, ours),
             "python BaseHTTPRequestHandler": lambda: Server("python", [sys.executable, handler, str(py)], py),
-            "lighttpd mod_cgi (C process)": lambda: Server("lighttpd", ["/usr/sbin/lighttpd", "-D", "-f", conf],
-                                                            light_port),
+            "lighttpd mod_cgi (C process)": lambda: lighttpd_cgi(site, work),
         }
         paths = {
             "wasmhttpd plugin (Rust)": "/hello",

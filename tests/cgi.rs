@@ -58,18 +58,26 @@ impl Site {
     /// A script that starts a child and waits for it for minutes; both
     /// write their pids to the returned file.
     fn hanging_script(self, relative: &str) -> (Site, PathBuf) {
-        let pids = self.run(&format!("{}.pids", relative.replace('/', "_")));
-        let body = format!(
-            "sleep 300 &\necho $! >> {0}\necho $$ >> {0}\nwait\n",
-            pids.display()
-        );
-        (self.script(relative, &body), pids)
+        self.reporting_script(relative, &format!("{HANG}wait\n"))
+    }
+
+    /// A script that reports to a file of its own in `run/` (what it writes
+    /// there, pids mostly, the test reads): every `{report}` in `body` is
+    /// that file's path, which is returned too.
+    fn reporting_script(self, relative: &str, body: &str) -> (Site, PathBuf) {
+        let report = self.run(&relative.replace('/', "_"));
+        let body = body.replace("{report}", &report.display().to_string());
+        (self.script(relative, &body), report)
     }
 
     fn run(&self, name: &str) -> PathBuf {
         self.path().join("run").join(name)
     }
 }
+
+/// Starts a child that sleeps for minutes; the child's pid, then the
+/// script's, go to the report file (see `Site::reporting_script`).
+const HANG: &str = "sleep 300 &\necho $! >> {report}\necho $$ >> {report}\n";
 
 /// A script that prints its environment, arguments, directory and stdin.
 const ENV_SCRIPT: &str = "printf 'Content-Type: text/plain\\n\\n'\n\
@@ -699,16 +707,12 @@ fn huge_output_streams_without_growing_server_memory() {
 
 #[test]
 fn a_client_that_disconnects_gets_the_script_killed() {
-    let site = Site::new();
-    let pids = site.run("stream.pids");
     // The output dies with the client (SIGPIPE); the script itself and
     // its child would wait for minutes if nothing killed them.
-    let site = site.script(
+    let (site, pids) = Site::new().reporting_script(
         "cgi-bin/stream.sh",
         &format!(
-            "sleep 300 &\necho $! >> {0}\necho $$ >> {0}\n\
-             printf 'Content-Type: text/plain\\n\\n'\nhead -c 8000000 /dev/zero\nwait\n",
-            pids.display()
+            "{HANG}printf 'Content-Type: text/plain\\n\\n'\nhead -c 8000000 /dev/zero\nwait\n"
         ),
     );
     let server = site.start(&[]);
@@ -864,20 +868,17 @@ fn a_script_that_kills_the_spawner_only_fails_itself_and_is_killed_after() {
     // Scripts and the spawner that starts them are the same user, so a
     // script can kill it: that request fails, the next one gets a new
     // spawner, which kills what the old one left running.
-    let site = Site::new();
-    let pid = site.run("rogue.pid");
-    let site = site.script("cgi-bin/file1.sh", HELLO).script(
-        "cgi-bin/rogue.sh",
-        // (It lets the spawner report its start first, so that its pid is
-        // known: a script that kills the spawner sooner, like one that
-        // escapes its group with setsid, can outlive its request. Process
-        // groups tidy up after scripts; they do not contain hostile ones:
-        // the sandbox is what .wasm scripts are for.)
-        &format!(
-            "echo $$ > {}\nsleep 0.3\nkill -9 $PPID\nexec sleep 300\n",
-            pid.display()
-        ),
-    );
+    let (site, pid) = Site::new()
+        .script("cgi-bin/file1.sh", HELLO)
+        .reporting_script(
+            "cgi-bin/rogue.sh",
+            // (It lets the spawner report its start first, so that its pid is
+            // known: a script that kills the spawner sooner, like one that
+            // escapes its group with setsid, can outlive its request. Process
+            // groups tidy up after scripts; they do not contain hostile ones:
+            // the sandbox is what .wasm scripts are for.)
+            "echo $$ > {report}\nsleep 0.3\nkill -9 $PPID\nexec sleep 300\n",
+        );
     let server = site.start(&[]);
     assert_eq!(server.get("/cgi-bin/file1.sh").status, 200);
     assert_eq!(server.get("/cgi-bin/rogue.sh").status, 500);
@@ -891,14 +892,9 @@ fn a_script_that_kills_the_spawner_only_fails_itself_and_is_killed_after() {
 
 #[test]
 fn a_script_that_stops_the_spawner_gets_it_replaced() {
-    let site = Site::new();
-    let pid = site.run("stopper.pid");
-    let site = site.script("cgi-bin/file1.sh", HELLO).script(
+    let (site, _) = Site::new().script("cgi-bin/file1.sh", HELLO).reporting_script(
         "cgi-bin/stopper.sh",
-        &format!(
-            "echo $$ > {}\nkill -STOP $PPID\nprintf 'Content-Type: text/plain\\n\\nstopped\\n'\n",
-            pid.display()
-        ),
+        "echo $$ > {report}\nkill -STOP $PPID\nprintf 'Content-Type: text/plain\\n\\nstopped\\n'\n",
     );
     let server = site.start(&["--cgi-timeout", "1"]);
     let started = Instant::now();
@@ -986,14 +982,9 @@ fn expect_100_continue_gets_continue_then_the_scripts_answer() {
 
 #[test]
 fn a_body_over_cgi_max_body_is_413_without_running_the_script() {
-    let site = Site::new();
-    let ran = site.run("ran");
-    let site = site.script(
+    let (site, ran) = Site::new().reporting_script(
         "cgi-bin/upload.sh",
-        &format!(
-            "touch {}\nprintf 'Content-Type: text/plain\\n\\nok'\n",
-            ran.display()
-        ),
+        "touch {report}\nprintf 'Content-Type: text/plain\\n\\nok'\n",
     );
     let server = site.start(&["--cgi-max-body", "1"]);
     let body = vec![b'x'; (1 << 20) + 1];
@@ -1008,16 +999,11 @@ fn a_body_over_cgi_max_body_is_413_without_running_the_script() {
 
 #[test]
 fn a_child_that_escaped_the_group_cannot_hold_the_response_open() {
-    let site = Site::new();
-    let pid = site.run("escaped.pid");
-    let site = site.script(
+    let (site, pid) = Site::new().reporting_script(
         "cgi-bin/escape.sh",
-        &format!(
-            "printf 'Content-Type: text/plain\\n\\ndone\\n'\n\
-             setsid sh -c 'echo $$ > {0}; exec sleep 300' &\n\
-             while [ ! -s {0} ]; do sleep 0.05; done\n",
-            pid.display()
-        ),
+        "printf 'Content-Type: text/plain\\n\\ndone\\n'\n\
+         setsid sh -c 'echo $$ > {report}; exec sleep 300' &\n\
+         while [ ! -s {report} ]; do sleep 0.05; done\n",
     );
     let server = site.start(&[]);
     let started = Instant::now();

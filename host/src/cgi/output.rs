@@ -43,6 +43,14 @@ impl std::fmt::Debug for Produced {
     }
 }
 
+impl Produced {
+    /// Its parts, with a guard that stops the producer if the reader
+    /// returns without handing it on to a [`BodyStream`].
+    fn guarded(self) -> (Pin<Box<dyn AsyncRead + Send>>, Outcome, AbortOnDrop) {
+        (self.output, self.outcome, AbortOnDrop(Some(self.producer)))
+    }
+}
+
 /// What the producer asked for.
 #[derive(Debug)]
 #[allow(
@@ -81,13 +89,7 @@ impl Rejected {
 /// Reads `produced`'s output until it ends or passes the commit threshold.
 /// `limit` caps the whole body.
 pub async fn collect(produced: Produced, limit: u64) -> Result<Output, Rejected> {
-    let Produced {
-        mut output,
-        outcome,
-        producer,
-    } = produced;
-    // Stop the producer whenever this returns without handing it on.
-    let guard = AbortOnDrop(Some(producer));
+    let (mut output, outcome, guard) = produced.guarded();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut head: Option<(Disposition, usize)> = None;
     let (disposition, used) = loop {
@@ -131,12 +133,7 @@ const MAX_STATUS_LINE: usize = 1024;
 /// Passes `produced`'s output through untouched, status line and all,
 /// once its status line (`HTTP/1.1 200 OK`) has arrived. `limit` caps it.
 pub async fn pass_through(produced: Produced, limit: u64) -> Result<Output, Rejected> {
-    let Produced {
-        mut output,
-        outcome,
-        producer,
-    } = produced;
-    let guard = AbortOnDrop(Some(producer));
+    let (mut output, outcome, guard) = produced.guarded();
     let mut buf = BytesMut::with_capacity(4096);
     let line_end = loop {
         if let Some(end) = buf.iter().position(|&b| b == b'\n') {
