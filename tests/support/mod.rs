@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long any single test read may wait.
@@ -436,43 +436,67 @@ pub fn workspace() -> &'static Path {
 }
 
 /// The test guest `name` (`tests/guests/src/bin/NAME.rs`), compiled for
-/// wasm32-wasip1. The guests are built once per test process, in their
-/// own target directory so as not to contend with the host's build.
+/// wasm32-wasip1: a core module.
 pub fn guest(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let root = workspace();
-        let target = root.join("target/guests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(root.join("tests/guests/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .output()
-            .expect("run cargo to build the test guests");
-        assert!(
-            output.status.success(),
-            "building the test guests failed (is the wasm32-wasip1 target installed? \
-             `rustup target add wasm32-wasip1`):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("wasm32-wasip1/release")
-    });
+    built("guests", "wasm32-wasip1", name)
+}
+
+/// The same test guest compiled for wasm32-wasip2: a component exporting
+/// `wasi:cli/run`.
+pub fn guest_component(name: &str) -> PathBuf {
+    built("guests", "wasm32-wasip2", name)
+}
+
+/// The test component `name` (`tests/components/src/bin/NAME.rs`, or
+/// `test_components` for its library), compiled for wasm32-wasip2.
+pub fn component(name: &str) -> PathBuf {
+    built("components", "wasm32-wasip2", name)
+}
+
+/// `tests/CRATE` built for `target`, once per test process, in its own
+/// target directory so as not to contend with the host's build; the path
+/// of its `NAME.wasm`.
+fn built(krate: &str, target: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let key = format!("{krate}/{target}");
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = match built.iter().find(|(k, _)| *k == key) {
+        Some((_, dir)) => dir.clone(),
+        None => {
+            let root = workspace();
+            let target_dir = root.join("target").join(krate);
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .args(["build", "--release", "--quiet", "--target", target])
+                .arg("--manifest-path")
+                .arg(root.join("tests").join(krate).join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .output()
+                .expect("run cargo to build the test guests");
+            assert!(
+                output.status.success(),
+                "building tests/{krate} for {target} failed (is the target installed? \
+                 `rustup target add {target}`):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let dir = target_dir.join(target).join("release");
+            built.push((key, dir.clone()));
+            dir
+        }
+    };
     let path = dir.join(format!("{name}.wasm"));
-    assert!(path.exists(), "no test guest {name}");
+    assert!(path.exists(), "no test guest {name} in {}", dir.display());
     path
 }
 
 /// Copies test guest `guest` into `plugins` as `NAME.wasm`.
 pub fn install(plugins: &Path, guest_name: &str, as_name: &str) {
+    install_file(plugins, &guest(guest_name), as_name);
+}
+
+/// Copies the WebAssembly file `wasm` into `plugins` as `NAME.wasm`.
+pub fn install_file(plugins: &Path, wasm: &Path, as_name: &str) {
     std::fs::create_dir_all(plugins).expect("mkdir plugins");
-    std::fs::copy(guest(guest_name), plugins.join(format!("{as_name}.wasm"))).expect("copy guest");
+    std::fs::copy(wasm, plugins.join(format!("{as_name}.wasm"))).expect("copy guest");
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use crate::fs_root::Root;
 use crate::plugin::engine::Runtime;
 use crate::plugin::wagi::Wagi;
-use crate::plugin::{Limits, prepare};
+use crate::plugin::{Executor, Limits, prepare};
 
 /// Which version of a file a module was compiled from.
 type FileId = (u64, u64, u64, i64, i64);
@@ -90,9 +90,14 @@ impl WasmScripts {
             (&file)
                 .read_to_end(&mut bytes)
                 .map_err(|e| format!("cannot read: {e}"))?;
-            prepare(&runtime, &bytes)
-                .map(Arc::new)
-                .map_err(|e| format!("cannot load: {e:#}"))
+            match prepare(&runtime, &bytes) {
+                Ok(Executor::Wagi(wagi)) => Ok(Arc::new(wagi)),
+                Ok(Executor::Proxy(_)) => Err(
+                    "cannot load: a wasi:http component (serve it from the plugins directory)"
+                        .to_string(),
+                ),
+                Err(e) => Err(format!("cannot load: {e:#}")),
+            }
         })
         .await
         .unwrap_or_else(|e| Err(format!("cannot load: {e}")));

@@ -23,9 +23,10 @@ use tokio::sync::Semaphore;
 use crate::config::CompileCache;
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, Linker,
-    PoolingAllocationConfig, StoreLimits,
+    PoolingAllocationConfig, component,
 };
-use wasmtime_wasi::p1::WasiP1Ctx;
+
+use super::store::{ComponentState, GuestState, MAX_TABLE_ELEMENTS};
 
 /// How often the epoch advances: a guest's deadline is checked, and a
 /// running guest yields, this often.
@@ -42,24 +43,11 @@ const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 /// The largest linear memory any plugin may be granted.
 pub const MAX_MEMORY: u64 = 4 << 30;
 
-/// What a CGI-over-WASI instance's store holds.
-pub struct GuestState {
-    /// WASI: arguments, environment, stdio, granted directories.
-    pub wasi: WasiP1Ctx,
-    /// The memory and table caps.
-    pub limits: StoreLimits,
-}
-
-impl std::fmt::Debug for GuestState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestState").finish_non_exhaustive()
-    }
-}
-
-/// The engine, its linker and the slots to run instances in.
+/// The engine, its linkers and the slots to run instances in.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
+    component_linker: component::Linker<ComponentState>,
     slots: Arc<Semaphore>,
     pooling: bool,
     ticker: Arc<AtomicBool>,
@@ -119,6 +107,15 @@ impl Runtime {
             &mut state.wasi
         })
         .map_err(|e| anyhow::anyhow!("cannot link WASI: {e:#}"))?;
+        // Components get WASI 0.2 whole (toolchains' std imports wasi:cli,
+        // wasi:filesystem, wasi:sockets beside the proxy world; each is
+        // given nothing the sidecar does not grant) and wasi:http.
+        let mut component_linker = component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)
+            .and_then(|()| {
+                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot link WASI 0.2: {e:#}"))?;
         let ticker = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&ticker);
         let ticking = engine.weak();
@@ -137,6 +134,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            component_linker,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
             pooling,
             ticker,
@@ -152,6 +150,11 @@ impl Runtime {
     /// The linker with WASI preview 1, for pre-linking modules.
     pub fn linker(&self) -> &Linker<GuestState> {
         &self.linker
+    }
+
+    /// The linker with WASI 0.2 and wasi:http, for pre-linking components.
+    pub fn component_linker(&self) -> &component::Linker<ComponentState> {
+        &self.component_linker
     }
 
     /// The slots instances run in: hold a permit while an instance lives.
@@ -189,13 +192,17 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
     config.epoch_interruption(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(MAX_INSTANCES)
-            .total_memories(MAX_INSTANCES)
-            .total_tables(MAX_INSTANCES)
+        // A component is several core instances (a Rust one 3 or 4, an
+        // interpreter's more), most of them without a memory.
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 8)
+            .total_memories(MAX_INSTANCES * 2)
+            .total_tables(MAX_INSTANCES * 8)
             .total_stacks(MAX_INSTANCES)
             .max_memory_size(MAX_MEMORY as usize)
             .max_tables_per_module(4)
             .max_memories_per_module(1)
+            .table_elements(MAX_TABLE_ELEMENTS)
             // Reset small memories and tables with memset rather than
             // madvise: no page faults on the next instance and no TLB
             // shootdowns. A C hello's whole memory fits (its rate went from

@@ -4,6 +4,8 @@
 //! routes = ["/notes", "/notes/*"]   # exact paths, or prefixes ending in /*
 //! methods = ["GET", "POST"]         # default: every method
 //! env = { GREETING = "hello" }      # environment variables the plugin sees
+//! # where a wasi:http component may send requests (default: nowhere)
+//! allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]
 //!
 //! [[dirs]]                          # directories the plugin may open
 //! host = "data/notes"               # relative to the plugins directory
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 use http::Method;
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::outbound::OutboundPattern;
 
 /// Where a plugin answers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,6 +88,8 @@ pub struct Manifest {
     pub env: Vec<(String, String)>,
     /// Directories granted.
     pub dirs: Vec<DirGrant>,
+    /// Destinations of outbound HTTP requests granted.
+    pub outbound: Vec<OutboundPattern>,
     /// Limits set.
     pub limits: LimitOverrides,
 }
@@ -97,6 +103,8 @@ struct RawManifest {
     env: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
     dirs: Vec<Spanned<RawDir>>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     limits: Option<Spanned<LimitOverrides>>,
 }
@@ -118,6 +126,7 @@ impl Manifest {
             methods: None,
             env: Vec::new(),
             dirs: Vec::new(),
+            outbound: Vec::new(),
             limits: LimitOverrides::default(),
         }
     }
@@ -184,6 +193,14 @@ impl Manifest {
             .iter()
             .map(|d| parse_dir(d.get_ref(), base).map_err(|e| at(d.span(), e)))
             .collect::<Result<_, _>>()?;
+        let outbound = raw
+            .allowed_outbound_hosts
+            .iter()
+            .map(|p| {
+                OutboundPattern::parse(p.get_ref())
+                    .map_err(|e| at(p.span(), format!("allowed_outbound_hosts: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         let limits = match raw.limits {
             None => LimitOverrides::default(),
             Some(limits) => {
@@ -196,6 +213,7 @@ impl Manifest {
             methods,
             env,
             dirs,
+            outbound,
             limits,
         })
     }
@@ -309,6 +327,9 @@ mod tests {
                         "read-only"
                     };
                     let _ = writeln!(out, "dir: {} -> {} ({mode})", host.display(), d.guest);
+                }
+                for pattern in &m.outbound {
+                    let _ = writeln!(out, "outbound: {}", pattern.as_written());
                 }
                 let _ = writeln!(out, "limits: {:?}", m.limits);
                 out

@@ -2,18 +2,29 @@
 //! requests, sandboxed.
 //!
 //! A plugin is `NAME.wasm` with an optional sidecar `NAME.toml`. Its kind is
-//! told from the binary, never from a flag: a core module exporting
-//! `_start` (a `wasm32-wasip1` command) runs as CGI-over-WASI.
+//! told from the binary, never from a flag:
+//! - a component exporting `wasi:http/incoming-handler@0.2.x` is a wasi:http
+//!   handler;
+//! - a core module exporting `_start` (a `wasm32-wasip1` command), or a
+//!   component exporting `wasi:cli/run@0.2.x`, runs as CGI-over-WASI.
+//!
+//! Anything else is refused at load with what was found.
 //!
 //! - [`manifest`]: the sidecar.
 //! - [`registry`]: the plugins of a directory and their routes.
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
+//! - [`store`]: what each instance's store holds, its caps and deadline.
 //! - [`wagi`]: the CGI-over-WASI executor.
+//! - [`proxy`]: the wasi:http executor.
+//! - [`outbound`]: which outbound requests a component may send.
 //! - [`watch`]: hot reload.
 
 pub mod engine;
 pub mod manifest;
+pub mod outbound;
+pub mod proxy;
 pub mod registry;
+pub mod store;
 pub mod wagi;
 pub mod watch;
 
@@ -22,9 +33,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Module;
+use wasmtime::component::Component;
 
 use self::engine::{MAX_MEMORY, Runtime};
 use self::manifest::{DirGrant, Manifest, RoutePattern};
+use self::outbound::Outbound;
+use self::proxy::Proxy;
 use self::wagi::{Invocation, Wagi, read_body};
 use crate::cgi::output::{Output, collect};
 use crate::error::HttpError;
@@ -117,7 +131,18 @@ pub struct Plugin {
     /// What its log lines start with: `[plugin NAME]`.
     pub tag: String,
     grants: Grants,
-    executor: Wagi,
+    outbound: Outbound,
+    executor: Executor,
+}
+
+/// How a plugin is run, told from its binary.
+#[derive(Debug)]
+pub enum Executor {
+    /// A WASI command (core module or `wasi:cli/run` component) run as a
+    /// CGI script.
+    Wagi(Wagi),
+    /// A wasi:http component.
+    Proxy(Proxy),
 }
 
 /// Which part of a request's path a plugin route matched.
@@ -151,9 +176,11 @@ impl Plugin {
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let executor =
             prepare(runtime, &bytes).map_err(|e| format!("{}: {e:#}", file.display()))?;
+        let tag = format!("[plugin {name}]");
         Ok(Plugin {
             name: name.to_string(),
-            tag: format!("[plugin {name}]"),
+            outbound: Outbound::new(&manifest.outbound, &tag),
+            tag,
             file,
             fingerprint,
             limits: defaults.with(&manifest.limits),
@@ -168,7 +195,11 @@ impl Plugin {
 
     /// The kind of plugin, as the banner shows it.
     pub fn kind(&self) -> &'static str {
-        "CGI-over-WASI"
+        match &self.executor {
+            Executor::Wagi(wagi) if wagi.is_component() => "CGI-over-WASI component",
+            Executor::Wagi(_) => "CGI-over-WASI",
+            Executor::Proxy(_) => "wasi:http component",
+        }
     }
 
     /// One line for the banner: name, routes, methods, kind.
@@ -203,7 +234,6 @@ impl Plugin {
         body: &mut RequestBody<'_>,
         matched: &Matched,
     ) -> Result<Output, HttpError> {
-        let stdin = read_body(body, &self.limits).await?;
         let run = Invocation {
             name: &self.name,
             tag: &self.tag,
@@ -212,10 +242,20 @@ impl Plugin {
             script_name: &matched.script_name,
             path_info: &matched.path_info,
         };
-        let produced = self.executor.serve(runtime, request, stdin, run)?;
-        collect(produced, self.limits.response)
-            .await
-            .map_err(|rejected| rejected.logged(&self.tag))
+        match &self.executor {
+            Executor::Wagi(wagi) => {
+                let stdin = read_body(body, &self.limits).await?;
+                let produced = wagi.serve(runtime, request, stdin, run)?;
+                collect(produced, self.limits.response)
+                    .await
+                    .map_err(|rejected| rejected.logged(&self.tag))
+            }
+            Executor::Proxy(proxy) => {
+                proxy
+                    .serve(runtime, request, body, run, &self.outbound)
+                    .await
+            }
+        }
     }
 
     /// Writes a line about this plugin to the server's log.
@@ -224,19 +264,97 @@ impl Plugin {
     }
 }
 
-/// Tells a module's kind from its bytes and prepares its executor.
-pub fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Wagi> {
+/// Tells a binary's kind from its bytes and prepares its executor.
+pub fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Executor> {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
             let module =
                 Module::new(runtime.engine(), bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            Wagi::prepare(runtime, &module)
+            Wagi::prepare(runtime, &module).map(Executor::Wagi)
         }
         Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
-            anyhow::bail!(
-                "a WebAssembly component: components are not supported yet (CGI-over-WASI modules are)"
-            )
+            let component = Component::new(runtime.engine(), bytes)
+                .map_err(|e| anyhow::anyhow!("a component that cannot be compiled: {e:#}"))?;
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(runtime.engine())
+                .map(|(name, _)| name.to_string())
+                .collect();
+            match component_kind(&exports)? {
+                ComponentKind::Http => Proxy::prepare(runtime, &component).map(Executor::Proxy),
+                ComponentKind::Command => {
+                    Wagi::prepare_command(runtime, &component).map(Executor::Wagi)
+                }
+            }
         }
         _ => anyhow::bail!("not a WebAssembly binary"),
+    }
+}
+
+/// What a component is, from the names of its exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ComponentKind {
+    Http,
+    Command,
+}
+
+const HTTP_HANDLER: &str = "wasi:http/incoming-handler@";
+const CLI_RUN: &str = "wasi:cli/run@";
+
+fn component_kind(exports: &[String]) -> anyhow::Result<ComponentKind> {
+    let version = |prefix: &str| {
+        exports
+            .iter()
+            .find_map(|name| name.strip_prefix(prefix).map(|v| (name, v)))
+    };
+    let is_02 = |v: &str| v.starts_with("0.2.") && !v.contains('-');
+    match (version(HTTP_HANDLER), version(CLI_RUN)) {
+        (Some((_, v)), _) if is_02(v) => Ok(ComponentKind::Http),
+        (_, Some((_, v))) if is_02(v) => Ok(ComponentKind::Command),
+        (Some((name, _)), _) | (None, Some((name, _))) => anyhow::bail!(
+            "a component exporting {name}: wasmhttpd serves version 0.2.x of wasi:http/incoming-handler and wasi:cli/run"
+        ),
+        (None, None) => {
+            let found = if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            };
+            anyhow::bail!(
+                "a component that exports neither wasi:http/incoming-handler@0.2 nor wasi:cli/run@0.2 (it exports {found})"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(exports: &[&str]) -> Result<ComponentKind, String> {
+        let exports: Vec<String> = exports.iter().map(|e| e.to_string()).collect();
+        component_kind(&exports).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn components_are_told_by_their_exports() {
+        assert_eq!(
+            kind(&["wasi:http/incoming-handler@0.2.12"]),
+            Ok(ComponentKind::Http)
+        );
+        assert_eq!(kind(&["wasi:cli/run@0.2.0"]), Ok(ComponentKind::Command));
+        // A Rust wasip2 binary with the SDK exports both: it is served as
+        // wasi:http.
+        assert_eq!(
+            kind(&["wasi:cli/run@0.2.12", "wasi:http/incoming-handler@0.2.12"]),
+            Ok(ComponentKind::Http)
+        );
+        let other = kind(&["wasi:http/incoming-handler@0.3.0-rc-2025-09-16"]).expect_err("p3");
+        assert!(
+            other.contains("exporting wasi:http/incoming-handler@0.3.0"),
+            "{other}"
+        );
+        let none = kind(&["my:app/api"]).expect_err("none");
+        assert!(none.contains("it exports my:app/api"), "{none}");
     }
 }

@@ -1,5 +1,6 @@
-//! The CGI-over-WASI executor: a `wasm32-wasip1` command module run as a
-//! CGI script (the WAGI contract), one fresh instance per request.
+//! The CGI-over-WASI executor: a `wasm32-wasip1` command module, or a
+//! component exporting `wasi:cli/run`, run as a CGI script (the WAGI
+//! contract), one fresh instance per request.
 //!
 //! The request reaches the guest as RFC 3875 meta-variables (plus the
 //! variables its sidecar grants) in the environment, and its body on stdin.
@@ -16,7 +17,7 @@
 //!   looping guest cannot hold a worker thread) and traps at the deadline;
 //!   a wall-clock timeout around the whole run also covers time spent
 //!   blocked in host calls (a guest that sleeps) → 504;
-//! - memory: `StoreLimits` caps linear memory; growing past it traps → 500;
+//! - memory: [`Caps`] caps linear memory; growing past it traps → 500;
 //! - stack: wasmtime's stack limit turns runaway recursion into a trap → 500;
 //! - a trap, a panic, or a non-zero exit status → 500;
 //! - output: the response size cap (see `cgi::output`).
@@ -28,12 +29,19 @@ use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::oneshot;
-use wasmtime::{InstancePre, Module, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{InstancePre, Module, Trap};
 use wasmtime_wasi::cli::AsyncStdoutStream;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::engine::{GuestState, Runtime};
+use super::engine::Runtime;
+use super::outbound::Outbound;
+use super::store::{
+    Caps, ComponentState, DeadlineExceeded, GuestState, MemoryLimitReached, new_store,
+};
 use super::{Grants, Limits};
 use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::Produced;
@@ -46,9 +54,15 @@ use crate::response::Failure;
 /// Size of the pipe between the guest's stdout and the response.
 const STDOUT_PIPE: usize = 64 * 1024;
 
-/// A module pre-linked against WASI, ready to instantiate.
+/// A module or a `wasi:cli/run` component pre-linked against WASI, ready
+/// to instantiate.
 pub struct Wagi {
-    pre: InstancePre<GuestState>,
+    pre: Pre,
+}
+
+enum Pre {
+    Module(InstancePre<GuestState>),
+    Command(CommandPre<ComponentState>),
 }
 
 impl std::fmt::Debug for Wagi {
@@ -82,18 +96,6 @@ pub async fn read_body(body: &mut RequestBody<'_>, limits: &Limits) -> Result<By
         .map_err(|e| e.to_http_error())
 }
 
-/// The deadline passed: raised from the epoch callback.
-#[derive(Debug)]
-struct DeadlineExceeded;
-
-impl std::fmt::Display for DeadlineExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("deadline exceeded")
-    }
-}
-
-impl std::error::Error for DeadlineExceeded {}
-
 impl Wagi {
     /// Checks that `module` is a WASI command and links it once.
     pub fn prepare(runtime: &Runtime, module: &Module) -> anyhow::Result<Wagi> {
@@ -106,7 +108,26 @@ impl Wagi {
             .linker()
             .instantiate_pre(module)
             .map_err(|e| anyhow!("cannot link: {e:#}"))?;
-        Ok(Wagi { pre })
+        Ok(Wagi {
+            pre: Pre::Module(pre),
+        })
+    }
+
+    /// Links a component that exports `wasi:cli/run` once.
+    pub fn prepare_command(runtime: &Runtime, component: &Component) -> anyhow::Result<Wagi> {
+        let pre = runtime
+            .component_linker()
+            .instantiate_pre(component)
+            .map_err(|e| anyhow!("cannot link: {e:#}"))?;
+        let pre = CommandPre::new(pre).map_err(|e| anyhow!("cannot link: {e:#}"))?;
+        Ok(Wagi {
+            pre: Pre::Command(pre),
+        })
+    }
+
+    /// Whether this runs a component rather than a core module.
+    pub fn is_component(&self) -> bool {
+        matches!(self.pre, Pre::Command(_))
     }
 
     /// Starts an instance for `request`, whose body (read within the
@@ -140,78 +161,50 @@ impl Wagi {
         env: &[(String, String)],
         stdin: Bytes,
     ) -> anyhow::Result<Produced> {
-        let Invocation {
-            name,
-            tag,
-            grants,
-            limits,
-            ..
-        } = *run;
         let (stdout, output) = tokio::io::duplex(STDOUT_PIPE);
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.arg(name)
-            .envs(env)
-            .envs(&grants.env)
+        let mut wasi = sandbox(run)?;
+        wasi.envs(env)
+            .envs(&run.grants.env)
             .stdin(MemoryInputPipe::new(stdin))
-            .stdout(AsyncStdoutStream::new(16 * 1024, stdout))
-            .stderr(AsyncStdoutStream::new(4096, StderrLog::new(tag)))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        for dir in &grants.dirs {
-            let perms = if dir.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| anyhow!("cannot grant {}: {e:#}", dir.host.display()))?;
-        }
-        let state = GuestState {
-            wasi: wasi.build_p1(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory as usize)
-                .memories(1)
-                .tables(4)
-                .instances(1)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(runtime.engine(), state);
-        store.limiter(|state| &mut state.limits);
+            .stdout(AsyncStdoutStream::new(16 * 1024, stdout));
+        let limits = run.limits;
         let deadline = Instant::now() + limits.timeout;
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+        let job = match &self.pre {
+            Pre::Module(pre) => {
+                let state = GuestState {
+                    wasi: wasi.build_p1(),
+                    caps: Caps::module(limits.memory),
+                };
+                Job::Module(pre.clone(), new_store(runtime, state, deadline))
             }
-        });
-        store.set_epoch_deadline(1);
-
-        let pre = self.pre.clone();
+            Pre::Command(pre) => {
+                let state = ComponentState {
+                    wasi: wasi.build(),
+                    http: WasiHttpCtx::new(),
+                    outbound: Outbound::default(),
+                    table: ResourceTable::new(),
+                    caps: Caps::component(limits.memory),
+                };
+                Job::Command(pre.clone(), new_store(runtime, state, deadline))
+            }
+        };
         let slots = Arc::clone(runtime.slots());
         let timeout = limits.timeout;
         let memory = limits.memory;
-        let tag = tag.to_string();
+        let tag = run.tag.to_string();
         let (report, outcome) = oneshot::channel();
         let task = tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
-            let run = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                start.call_async(&mut store, ()).await
-            };
-            let result = tokio::time::timeout(timeout, run).await;
+            // The store lives in the job's future: it is dropped, closing
+            // stdout, before the outcome is reported, so the reader sees
+            // the end of the output first.
+            let result = tokio::time::timeout(timeout, job.run()).await;
             let verdict = judge(result, timeout, memory);
             if let Err(failure) = &verdict {
                 eprintln!("{tag} {}", failure.reason);
             }
-            // Closing stdout before reporting lets the reader see the end
-            // of the output first.
-            drop(store);
             let _ = report.send(verdict);
         });
         Ok(Produced {
@@ -222,8 +215,54 @@ impl Wagi {
     }
 }
 
+/// An instance to run, with its store.
+enum Job {
+    Module(InstancePre<GuestState>, wasmtime::Store<GuestState>),
+    Command(CommandPre<ComponentState>, wasmtime::Store<ComponentState>),
+}
+
+impl Job {
+    async fn run(self) -> wasmtime::Result<()> {
+        match self {
+            Job::Module(pre, mut store) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            }
+            Job::Command(pre, mut store) => {
+                let command = pre.instantiate_async(&mut store).await?;
+                match command.wasi_cli_run().call_run(&mut store).await? {
+                    Ok(()) => Ok(()),
+                    Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                }
+            }
+        }
+    }
+}
+
+/// The sandbox every guest starts from: its name as `argv[0]`, the
+/// directories its sidecar grants, no network, stderr to the log.
+pub fn sandbox(run: &Invocation<'_>) -> anyhow::Result<WasiCtxBuilder> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.arg(run.name)
+        .stderr(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for dir in &run.grants.dirs {
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| anyhow!("cannot grant {}: {e:#}", dir.host.display()))?;
+    }
+    Ok(wasi)
+}
+
 /// How an instance's run ended, as the client will be told.
-fn judge(
+pub fn judge(
     result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
     timeout: Duration,
     memory: u64,
@@ -252,15 +291,18 @@ fn judge(
     if error.is::<DeadlineExceeded>() || error.chain().any(|e| e.is::<DeadlineExceeded>()) {
         return timed_out();
     }
+    if error.is::<MemoryLimitReached>() || error.chain().any(|e| e.is::<MemoryLimitReached>()) {
+        return failed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("memory limit of {} MiB reached", memory >> 20),
+        );
+    }
     let reason = match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
         Some(Trap::UnreachableCodeReached) => {
             "trapped: unreachable (a panic or an abort)".to_string()
         }
         Some(trap) => format!("trapped: {trap}"),
-        None if format!("{error:#}").contains("forcing trap when growing memory") => {
-            format!("memory limit of {} MiB reached", memory >> 20)
-        }
         None => format!("failed: {}", first_line(&format!("{error:#}"))),
     };
     failed(StatusCode::INTERNAL_SERVER_ERROR, reason)

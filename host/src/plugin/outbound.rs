@@ -1,0 +1,293 @@
+//! Outbound HTTP from wasi:http components: denied unless the sidecar's
+//! `allowed_outbound_hosts` grants the destination.
+//!
+//! A pattern is `scheme://host[:port]`:
+//! - scheme: `http`, `https` or `*`;
+//! - host: a name or address (`[::1]` for IPv6), `*` for any host, or
+//!   `*.example.com` for any name below `example.com` (not `example.com`
+//!   itself);
+//! - port: a number, `*` for any; omitted, the scheme's default port (80 or
+//!   443; with scheme `*`, either).
+//!
+//! A request that no pattern allows fails inside the guest with
+//! `error-code.HTTP-request-denied`, before any connection is made, and the
+//! server logs which destination was refused.
+
+use std::sync::Arc;
+
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// One `scheme://host:port` grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundPattern {
+    written: String,
+    scheme: Option<Scheme>,
+    host: HostPattern,
+    port: PortPattern,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortPattern {
+    Any,
+    /// Omitted: the scheme's default port.
+    Default,
+    Exact(u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn parse(text: &str) -> Option<Scheme> {
+        match text.to_ascii_lowercase().as_str() {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            _ => None,
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Any,
+    /// `*.suffix`: stored as `.suffix`.
+    Below(String),
+    Exact(String),
+}
+
+impl OutboundPattern {
+    /// Parses `scheme://host[:port]`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<OutboundPattern, String> {
+        let bad = |why: &str| format!("{text:?}: {why} (expected scheme://host[:port])");
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let scheme = match scheme {
+            "*" => None,
+            other => {
+                Some(Scheme::parse(other).ok_or_else(|| bad("scheme must be http, https or *"))?)
+            }
+        };
+        if rest.contains(['/', '?', '#', '@']) || rest.is_empty() {
+            return Err(bad("only a host and port may follow the scheme"));
+        }
+        let (host, port) = split_host_port(rest).ok_or_else(|| bad("bad host or port"))?;
+        let port = match port {
+            None => PortPattern::Default,
+            Some("*") => PortPattern::Any,
+            Some(digits) => PortPattern::Exact(
+                digits
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| bad("port must be 1-65535 or *"))?,
+            ),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostPattern::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(bad("a wildcard host is * or *.domain"));
+            }
+            HostPattern::Below(format!(".{suffix}"))
+        } else if host.contains('*') {
+            return Err(bad("a wildcard host is * or *.domain"));
+        } else {
+            HostPattern::Exact(host)
+        };
+        Ok(OutboundPattern {
+            written: text.to_string(),
+            scheme,
+            host,
+            port,
+        })
+    }
+
+    /// The pattern as written in the sidecar.
+    pub fn as_written(&self) -> &str {
+        &self.written
+    }
+
+    fn allows(&self, scheme: Scheme, host: &str, port: u16) -> bool {
+        if self.scheme.is_some_and(|s| s != scheme) {
+            return false;
+        }
+        let port_ok = match self.port {
+            PortPattern::Any => true,
+            PortPattern::Default => port == scheme.default_port(),
+            PortPattern::Exact(p) => p == port,
+        };
+        let host_ok = match &self.host {
+            HostPattern::Any => true,
+            HostPattern::Exact(exact) => exact == host,
+            HostPattern::Below(suffix) => {
+                host.len() > suffix.len() && host.ends_with(suffix.as_str())
+            }
+        };
+        port_ok && host_ok
+    }
+}
+
+/// `host[:port]` with `[v6]` hosts; `None` if malformed.
+fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        let host = &text[..v6.len() + 2];
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?))),
+        };
+    }
+    match text.split_once(':') {
+        None => Some((text, None)),
+        Some((host, port)) if !host.is_empty() && !port.contains(':') => Some((host, Some(port))),
+        Some(_) => None,
+    }
+}
+
+/// A plugin's outbound grants, checked at every request it sends.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    allowed: Arc<[OutboundPattern]>,
+    tag: Arc<str>,
+}
+
+impl Outbound {
+    /// The grants of the plugin whose log lines start with `tag`.
+    pub fn new(allowed: &[OutboundPattern], tag: &str) -> Outbound {
+        Outbound {
+            allowed: allowed.into(),
+            tag: tag.into(),
+        }
+    }
+
+    /// Whether a request to `uri` may be sent.
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        let scheme = match uri.scheme_str().and_then(Scheme::parse) {
+            Some(scheme) => scheme,
+            None => return false,
+        };
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        self.allowed.iter().any(|p| p.allows(scheme, &host, port))
+    }
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<HyperOutgoingBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        if self.allows(request.uri()) {
+            return wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
+        }
+        eprintln!(
+            "{} outbound request to {} denied: not in allowed_outbound_hosts",
+            self.tag,
+            destination(request.uri())
+        );
+        Box::new(async { Err(Error::HttpRequestDenied) })
+    }
+}
+
+/// `scheme://host:port` of `uri`, for the log.
+fn destination(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("?");
+    let host = uri.host().unwrap_or("?");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allows(patterns: &[&str], uri: &str) -> bool {
+        let patterns: Vec<_> = patterns
+            .iter()
+            .map(|p| OutboundPattern::parse(p).expect(p))
+            .collect();
+        Outbound::new(&patterns, "[t]").allows(&uri.parse().expect(uri))
+    }
+
+    #[test]
+    fn nothing_is_allowed_by_default() {
+        assert!(!allows(&[], "http://127.0.0.1/"));
+    }
+
+    #[test]
+    fn exact_host_and_default_port() {
+        let p = &["https://api.example.com"];
+        assert!(allows(p, "https://api.example.com/v1"));
+        assert!(allows(p, "https://API.example.com:443/v1"));
+        assert!(!allows(p, "https://api.example.com:8443/"));
+        assert!(!allows(p, "http://api.example.com/"));
+        assert!(!allows(p, "https://evil.example.com/"));
+        assert!(!allows(p, "https://api.example.com.evil.net/"));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(allows(&["http://127.0.0.1:*"], "http://127.0.0.1:8080/"));
+        assert!(allows(&["http://127.0.0.1:*"], "http://127.0.0.1/"));
+        assert!(allows(&["*://*:*"], "https://anything:1/"));
+        let below = &["https://*.example.com"];
+        assert!(allows(below, "https://a.b.example.com/"));
+        assert!(!allows(below, "https://example.com/"));
+        assert!(!allows(below, "https://badexample.com/"));
+        let any_scheme = &["*://example.com"];
+        assert!(allows(any_scheme, "http://example.com/"));
+        assert!(allows(any_scheme, "https://example.com/"));
+        assert!(!allows(any_scheme, "http://example.com:443/"));
+        assert!(allows(&["http://[::1]:8080"], "http://[::1]:8080/"));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "http://",
+            "http://example.com/path",
+            "http://example.com:0",
+            "http://example.com:70000",
+            "http://ex*ample.com",
+            "http://*.",
+            "http://user@example.com",
+            "http://[::1",
+        ] {
+            let error = OutboundPattern::parse(bad).expect_err(bad);
+            assert!(error.contains("expected scheme://host[:port]"), "{error}");
+        }
+    }
+}

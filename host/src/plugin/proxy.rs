@@ -1,0 +1,577 @@
+//! The wasi:http executor: a component exporting
+//! `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world), one
+//! fresh instance per request.
+//!
+//! The request reaches the guest as a wasi:http `incoming-request`: method,
+//! the path and query as the client sent them, `http` scheme, the `Host`
+//! header (or the address the client connected to) as authority, the
+//! header fields except the connection's own (`Connection`, `Keep-Alive`,
+//! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded.
+//!
+//! Bodies stream both ways, bounded:
+//! - the request body is passed on as the guest reads it, through a
+//!   channel of a few chunks (a client is never read faster than the guest
+//!   takes its body); past the request-body limit the guest's stream fails,
+//!   and the client gets 413 if no response has begun;
+//! - the response is held until its body ends or passes the commit
+//!   threshold (a guest that fails before then gets a clean error page),
+//!   then streams with backpressure up to the response-size limit. While
+//!   the client is still sending a body the guest is reading, the response
+//!   waits for the upload to end (held in memory up to the request-body
+//!   limit): the HTTP/1 connection carries one direction at a time.
+//!
+//! The guest's stdout and stderr go to the log; its environment is what
+//! the sidecar grants; outbound requests pass [`Outbound`]. Time, memory
+//! and trap handling are the CGI-over-WASI executor's (see [`judge`]).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyhow::anyhow;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime_wasi::cli::AsyncStdoutStream;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use super::engine::Runtime;
+use super::outbound::Outbound;
+use super::store::{Caps, ComponentState, new_store};
+use super::wagi::{Invocation, judge, sandbox};
+use crate::cgi::output::{COMMIT_THRESHOLD, Output};
+use crate::cgi::stderr::StderrLog;
+use crate::error::HttpError;
+use crate::http1::body::RequestBody;
+use crate::request::Request;
+use crate::response::{self, BodyStream, Failure, Outcome};
+
+/// Request body chunks in flight to the guest.
+const UPLOAD_CHUNKS: usize = 4;
+
+/// A component pre-linked against WASI and wasi:http.
+pub struct Proxy {
+    pre: ProxyPre<ComponentState>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").finish_non_exhaustive()
+    }
+}
+
+/// The guest's answer: its response, or the error code it set.
+type Head = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
+
+impl Proxy {
+    /// Links `component` once; a missing import is named in the error.
+    pub fn prepare(runtime: &Runtime, component: &Component) -> anyhow::Result<Proxy> {
+        let pre = runtime
+            .component_linker()
+            .instantiate_pre(component)
+            .map_err(|e| anyhow!("cannot link: {e:#}"))?;
+        let pre = ProxyPre::new(pre).map_err(|e| anyhow!("cannot link: {e:#}"))?;
+        Ok(Proxy { pre })
+    }
+
+    /// Answers `request`: starts an instance, streams the body to it and
+    /// its response back.
+    pub async fn serve(
+        &self,
+        runtime: &Arc<Runtime>,
+        request: &Request,
+        body: &mut RequestBody<'_>,
+        run: Invocation<'_>,
+        outbound: &Outbound,
+    ) -> Result<Output, HttpError> {
+        let limits = run.limits;
+        if body
+            .declared_length()
+            .is_some_and(|n| n > limits.request_body)
+        {
+            return Err(HttpError::PayloadTooLarge);
+        }
+        let (upload, guest_body) = match body.declared_length() {
+            Some(0) => (None, GuestBody::empty()),
+            declared => {
+                let (sender, receiver) = mpsc::channel(UPLOAD_CHUNKS);
+                (Some(sender), GuestBody::new(receiver, declared))
+            }
+        };
+        let incoming = incoming_request(request, guest_body)?;
+        let (head_sender, head) = oneshot::channel();
+        let (outcome, producer) = self
+            .start(runtime, &run, outbound, incoming, head_sender)
+            .map_err(|error| {
+                eprintln!("{} {error:#}", run.tag);
+                HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
+            })?;
+        let guard = AbortOnDrop(Some(producer));
+        let mut exchange = Exchange {
+            upload: upload.map(|sender| Upload {
+                body,
+                sender,
+                sent: 0,
+                limit: limits.request_body,
+            }),
+            head,
+            answer: None,
+            buffered: BytesMut::new(),
+            ended: false,
+        };
+        let result = exchange.run(limits.response).await;
+        finish(exchange, result, outcome, guard, run.tag, limits.response).await
+    }
+
+    fn start(
+        &self,
+        runtime: &Arc<Runtime>,
+        run: &Invocation<'_>,
+        outbound: &Outbound,
+        incoming: http::Request<GuestBody>,
+        head: oneshot::Sender<Head>,
+    ) -> anyhow::Result<(Outcome, tokio::task::AbortHandle)> {
+        let mut wasi = sandbox(run)?;
+        wasi.envs(&run.grants.env)
+            .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
+        let state = ComponentState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound: outbound.clone(),
+            table: ResourceTable::new(),
+            caps: Caps::component(run.limits.memory),
+        };
+        let timeout = run.limits.timeout;
+        let memory = run.limits.memory;
+        let mut store = new_store(runtime, state, Instant::now() + timeout);
+        let pre = self.pre.clone();
+        let slots = Arc::clone(runtime.slots());
+        let tag = run.tag.to_string();
+        let (report, outcome) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let handle = async move {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                let request = store
+                    .data_mut()
+                    .http()
+                    .new_incoming_request(Scheme::Http, incoming)?;
+                let response = store.data_mut().http().new_response_outparam(head)?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, response)
+                    .await
+            };
+            // The store lives in `handle`: it is gone, and the response body
+            // closed, before the outcome is reported.
+            let result = tokio::time::timeout(timeout, handle).await;
+            let verdict = judge(result, timeout, memory);
+            if let Err(failure) = &verdict {
+                eprintln!("{tag} {}", failure.reason);
+            }
+            let _ = report.send(verdict);
+        });
+        Ok((outcome, task.abort_handle()))
+    }
+}
+
+/// The `http::Request` the guest receives.
+fn incoming_request(
+    request: &Request,
+    body: GuestBody,
+) -> Result<http::Request<GuestBody>, HttpError> {
+    let authority = request
+        .headers
+        .get(header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+        .map_or_else(|| request.local.to_string(), |a| a.to_string());
+    let mut path_and_query = request.path().to_vec();
+    if let Some(query) = request.query() {
+        path_and_query.push(b'?');
+        path_and_query.extend_from_slice(query);
+    }
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| HttpError::BadRequest("Bad request path".into()))?;
+    let mut headers = request.headers.clone();
+    for hop in [
+        header::CONNECTION,
+        header::TE,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(hop);
+    }
+    headers.remove("keep-alive");
+    let mut incoming = http::Request::new(body);
+    *incoming.method_mut() = request.method.clone();
+    *incoming.uri_mut() = uri;
+    *incoming.headers_mut() = headers;
+    Ok(incoming)
+}
+
+/// The request body as the guest reads it: chunks from the connection, or
+/// the error that ended it.
+struct GuestBody {
+    chunks: Option<mpsc::Receiver<Result<Bytes, wasmtime_wasi_http::Error>>>,
+    declared: Option<u64>,
+}
+
+impl GuestBody {
+    fn empty() -> GuestBody {
+        GuestBody {
+            chunks: None,
+            declared: Some(0),
+        }
+    }
+
+    fn new(
+        chunks: mpsc::Receiver<Result<Bytes, wasmtime_wasi_http::Error>>,
+        declared: Option<u64>,
+    ) -> GuestBody {
+        GuestBody {
+            chunks: Some(chunks),
+            declared,
+        }
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let Some(chunks) = self.chunks.as_mut() else {
+            return Poll::Ready(None);
+        };
+        chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.declared {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// The part of the request body still to pass on, and where to.
+struct Upload<'b, 'c> {
+    body: &'b mut RequestBody<'c>,
+    sender: mpsc::Sender<Result<Bytes, wasmtime_wasi_http::Error>>,
+    sent: u64,
+    limit: u64,
+}
+
+/// How passing on one chunk went.
+enum Step {
+    /// More to come.
+    More,
+    /// The body ended, or the guest stopped reading it.
+    Done,
+    /// The client's body could not be read or was too large: the guest's
+    /// stream failed, and this is what the client is told.
+    Failed(HttpError),
+}
+
+impl Upload<'_, '_> {
+    /// Passes on the next chunk once the guest has room for it.
+    async fn step(&mut self) -> Step {
+        let Ok(permit) = self.sender.reserve().await else {
+            return Step::Done;
+        };
+        match self.body.chunk().await {
+            Ok(None) => Step::Done,
+            Ok(Some(chunk)) => {
+                self.sent += chunk.len() as u64;
+                if self.sent > self.limit {
+                    permit.send(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(
+                        self.sent,
+                    ))));
+                    return Step::Failed(HttpError::PayloadTooLarge);
+                }
+                permit.send(Ok(chunk));
+                Step::More
+            }
+            Err(error) => {
+                permit.send(Err(wasmtime_wasi_http::Error::ConnectionTerminated));
+                Step::Failed(error.to_http_error())
+            }
+        }
+    }
+}
+
+/// One request's exchange with the guest, up to the point where the
+/// response can be handed to the connection.
+struct Exchange<'b, 'c> {
+    upload: Option<Upload<'b, 'c>>,
+    head: oneshot::Receiver<Head>,
+    /// The response's head and the rest of its body, once set.
+    answer: Option<(http::response::Parts, HyperOutgoingBody)>,
+    /// Response body read so far.
+    buffered: BytesMut,
+    /// Whether the response body has ended.
+    ended: bool,
+}
+
+/// Why the exchange stopped before a response could be sent.
+enum Stop {
+    /// The guest ended (or failed) without setting a response.
+    NoResponse,
+    /// It set an error code instead.
+    ErrorCode(ErrorCode),
+    /// It aborted its response body.
+    BodyFailed(String),
+    /// The response outgrew its limit.
+    TooLarge,
+    /// The client's body failed.
+    Client(HttpError),
+}
+
+impl Exchange<'_, '_> {
+    /// Passes the upload on and reads the response until the upload is
+    /// over and the response is whole or past the commit threshold.
+    async fn run(&mut self, limit: u64) -> Result<(), Stop> {
+        loop {
+            let uploading = self.upload.is_some();
+            let head_pending = self.answer.is_none();
+            if !uploading
+                && !head_pending
+                && (self.ended || self.buffered.len() >= COMMIT_THRESHOLD)
+            {
+                return Ok(());
+            }
+            // While the upload goes on, the response is held up to the
+            // upload's own limit; past that it waits.
+            let room = match &self.upload {
+                Some(upload) => {
+                    (self.buffered.len() as u64) < upload.limit.max(COMMIT_THRESHOLD as u64)
+                }
+                None => true,
+            };
+            let reading = !head_pending && !self.ended && room;
+            tokio::select! {
+                head = &mut self.head, if head_pending => match head {
+                    Ok(Ok(response)) => {
+                        let (parts, body) = response.into_parts();
+                        self.answer = Some((parts, body));
+                    }
+                    Ok(Err(code)) => return Err(Stop::ErrorCode(code)),
+                    Err(_) => return Err(Stop::NoResponse),
+                },
+                frame = next_frame(&mut self.answer), if reading => match frame {
+                    None => self.ended = true,
+                    Some(Ok(data)) => {
+                        self.buffered.extend_from_slice(&data);
+                        if self.buffered.len() as u64 > limit {
+                            return Err(Stop::TooLarge);
+                        }
+                    }
+                    Some(Err(error)) => return Err(Stop::BodyFailed(error)),
+                },
+                step = step(&mut self.upload), if uploading => match step {
+                    Step::More => {}
+                    Step::Done => self.upload = None,
+                    Step::Failed(error) => return Err(Stop::Client(error)),
+                },
+            }
+        }
+    }
+}
+
+async fn step(upload: &mut Option<Upload<'_, '_>>) -> Step {
+    match upload {
+        Some(upload) => upload.step().await,
+        None => Step::Done,
+    }
+}
+
+/// The next piece of data of the response body (trailers are dropped);
+/// `None` at its end.
+async fn next_frame(
+    answer: &mut Option<(http::response::Parts, HyperOutgoingBody)>,
+) -> Option<Result<Bytes, String>> {
+    let (_, body) = answer.as_mut()?;
+    loop {
+        match body.frame().await? {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => return Some(Ok(data)),
+                Err(_trailers) => {}
+            },
+            Err(error) => return Some(Err(error.to_string())),
+        }
+    }
+}
+
+/// The exchange's end → the output: the whole response, a streaming one,
+/// or an error page (logged, with why, unless the guest's failure was).
+async fn finish(
+    exchange: Exchange<'_, '_>,
+    result: Result<(), Stop>,
+    outcome: Outcome,
+    mut guard: AbortOnDrop,
+    tag: &str,
+    limit: u64,
+) -> Result<Output, HttpError> {
+    let failed = |status: StatusCode, why: Option<String>| {
+        if let Some(why) = why {
+            eprintln!("{tag} {why}");
+        }
+        Err(HttpError::Upstream(status))
+    };
+    match result {
+        Ok(()) => {}
+        Err(Stop::Client(error)) => return Err(error),
+        Err(Stop::TooLarge) => {
+            let why = format!("response larger than {limit} bytes");
+            return failed(StatusCode::INTERNAL_SERVER_ERROR, Some(why));
+        }
+        Err(Stop::NoResponse) => {
+            // The guest let go of its response: it returned, or failed
+            // (and its end says why).
+            drop(exchange);
+            if let Ok(Err(Failure { status, .. })) = outcome.await {
+                return Err(HttpError::Upstream(status));
+            }
+            let why = "returned without setting a response".to_string();
+            return failed(StatusCode::BAD_GATEWAY, Some(why));
+        }
+        Err(Stop::ErrorCode(code)) => {
+            let why = format!("responded with an error: {code:?}");
+            return failed(StatusCode::BAD_GATEWAY, Some(why));
+        }
+        Err(Stop::BodyFailed(error)) => {
+            let why = format!("aborted its response body: {error}");
+            return failed(StatusCode::BAD_GATEWAY, Some(why));
+        }
+    }
+    let Exchange {
+        answer,
+        buffered,
+        ended,
+        ..
+    } = exchange;
+    let Some((parts, body)) = answer else {
+        return failed(StatusCode::BAD_GATEWAY, Some("no response".into()));
+    };
+    let status = parts.status;
+    let headers = response_headers(parts.headers);
+    let body = if ended {
+        drop(body);
+        match outcome.await {
+            Ok(Ok(())) => {}
+            Ok(Err(Failure { status, .. })) => return Err(HttpError::Upstream(status)),
+            Err(_) => {
+                return failed(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Some("the instance vanished".into()),
+                );
+            }
+        }
+        guard.0 = None;
+        response::Body::Bytes(buffered.freeze())
+    } else {
+        let producer = guard.0.take();
+        let stream = BodyStream::new(buffered.freeze(), BodyReader::new(body), outcome, limit);
+        response::Body::Stream(match producer {
+            Some(producer) => stream.cancel_on_drop(producer),
+            None => stream,
+        })
+    };
+    let mut response = response::Response::new(status, body);
+    response.headers = headers;
+    Ok(Output::Response(response))
+}
+
+/// The guest's header fields, less those the connection sets itself.
+fn response_headers(mut headers: HeaderMap) -> HeaderMap {
+    for name in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::DATE,
+        header::SERVER,
+        header::UPGRADE,
+        header::TE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers
+}
+
+/// Stops the instance if the request is abandoned before its response is
+/// handed on.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// A response body read as bytes.
+struct BodyReader {
+    body: HyperOutgoingBody,
+    chunk: Bytes,
+}
+
+impl BodyReader {
+    fn new(body: HyperOutgoingBody) -> BodyReader {
+        BodyReader {
+            body,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+impl AsyncRead for BodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        while self.chunk.is_empty() {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Err(std::io::Error::other(error.to_string())));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.chunk = data;
+                    }
+                }
+            }
+        }
+        let n = self.chunk.len().min(buf.remaining());
+        buf.put_slice(&self.chunk.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,2 @@
+//! As a library component (the cdylib), this exports nothing the server
+//! serves: it must be refused with what it exports.
