@@ -7,19 +7,40 @@ use std::path::Path;
 
 use support::{Response, Server, workspace};
 
+/// How the Rust examples were built: the same sources, for wasm32-wasip1
+/// (`plugins/NAME.wasm`, CGI-over-WASI modules) and for wasm32-wasip2
+/// (`plugins/wasip2/NAME.wasm`, wasi:http components).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Module,
+    Component,
+}
+
+const BOTH: [Build; 2] = [Build::Module, Build::Component];
+
 /// A copy of the built examples and their sidecars, with the notes data
 /// directory, so that tests never write into the repository.
 fn demo() -> (tempfile::TempDir, Server) {
+    demo_of(Build::Module)
+}
+
+/// The demo with the Rust examples of `build`.
+fn demo_of(build: Build) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(plugins.join("data/notes")).expect("mkdir");
     let source = workspace().join("plugins");
+    let rust = match build {
+        Build::Module => source.clone(),
+        Build::Component => source.join("wasip2"),
+    };
     let optional = OPTIONAL.iter().filter(|name| built(name));
     for name in ["hello", "form", "headers", "notes", "hello-c"]
         .iter()
         .chain(optional)
     {
-        let built = source.join(format!("{name}.wasm"));
+        let from = if RUST.contains(name) { &rust } else { &source };
+        let built = from.join(format!("{name}.wasm"));
         assert!(
             built.exists(),
             "{} is missing: run plugins/build",
@@ -31,6 +52,9 @@ fn demo() -> (tempfile::TempDir, Server) {
     let server = Server::start(&workspace().join("site"), &["--plugins", path(&plugins)]);
     (dir, server)
 }
+
+/// The examples written in Rust with the guest SDK.
+const RUST: [&str; 4] = ["hello", "form", "headers", "notes"];
 
 /// Examples in languages whose toolchains come from PyPI or npm:
 /// `plugins/build` skips one whose toolchain cannot be installed (loudly;
@@ -57,7 +81,19 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn hello_answers_get_and_501_for_what_it_does_not_implement() {
-    let (_dir, server) = demo();
+    for build in BOTH {
+        hello_answers(build);
+    }
+}
+
+fn hello_answers(build: Build) {
+    let (_dir, server) = demo_of(build);
+    let kind = match build {
+        Build::Module => "CGI-over-WASI",
+        Build::Component => "wasi:http component",
+    };
+    let banner = format!("Plugin hello: /hello /hello/* (all methods; {kind})");
+    assert!(server.stdout_lines().contains(&banner), "{build:?}");
     let r = server.get("/hello/there");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -84,21 +120,34 @@ fn the_demo_site_is_still_served_as_files() {
 
 #[test]
 fn headers_reports_client_and_server_values_and_headers() {
-    let (_dir, server) = demo();
-    let text = server
-        .request("GET", "/headers/x?q=1", &[("X-Custom", "yes")])
-        .text();
-    assert!(text.contains("command=GET\n"), "{text}");
-    assert!(text.contains("path=/headers/x?q=1\n"), "{text}");
-    assert!(text.contains("real path=/headers/x\n"), "{text}");
-    assert!(text.contains("query=q=1\n"), "{text}");
-    assert!(text.contains("SERVER_SOFTWARE=wasmhttpd/"), "{text}");
-    assert!(text.contains("X-Custom=yes\n"), "{text}");
+    for build in BOTH {
+        let (_dir, server) = demo_of(build);
+        let text = server
+            .request("GET", "/headers/x%20y?q=1", &[("X-Custom", "yes")])
+            .text();
+        assert!(text.contains("client_address=(\"127.0.0.1\", "), "{text}");
+        assert!(text.contains("command=GET\n"), "{text}");
+        assert!(text.contains("path=/headers/x%20y?q=1\n"), "{text}");
+        assert!(text.contains("real path=/headers/x y\n"), "{text}");
+        assert!(text.contains("query=q=1\n"), "{text}");
+        assert!(text.contains("SERVER_NAME=test\n"), "{text}");
+        assert!(text.contains("X-Custom=yes\n"), "{text}");
+        assert!(text.contains("Host=test\n"), "{text}");
+        if build == Build::Module {
+            assert!(text.contains("SERVER_SOFTWARE=wasmhttpd/"), "{text}");
+        }
+    }
 }
 
 #[test]
 fn form_reports_urlencoded_fields_and_multipart_uploads() {
-    let (_dir, server) = demo();
+    for build in BOTH {
+        form_reports(build);
+    }
+}
+
+fn form_reports(build: Build) {
+    let (_dir, server) = demo_of(build);
     assert!(
         server
             .get("/form")
@@ -118,6 +167,16 @@ fn form_reports_urlencoded_fields_and_multipart_uploads() {
         text.contains("\tname=Ada Lovelace\n") && text.contains("\tlang=en\n"),
         "{text}"
     );
+    // The same body chunked: a wasi:http component sees no length.
+    let raw = format!(
+        "POST /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let text = Response::parse(&server.raw(raw.as_bytes()), false)
+        .expect("r")
+        .text();
+    assert!(text.contains("\tname=Ada Lovelace\n"), "{build:?}: {text}");
 
     let multipart = "--B0undary\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nmy file\r\n\
                      --B0undary\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"a.txt\"\r\n\
@@ -139,7 +198,13 @@ fn form_reports_urlencoded_fields_and_multipart_uploads() {
 
 #[test]
 fn notes_keeps_notes_in_its_granted_directory() {
-    let (dir, server) = demo();
+    for build in BOTH {
+        notes_keeps(build);
+    }
+}
+
+fn notes_keeps(build: Build) {
+    let (dir, server) = demo_of(build);
     let body = "note=buy+milk+%26+bread";
     let raw = format!(
         "POST /notes HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n\

@@ -85,12 +85,18 @@ pub fn parse_urlencoded(input: &str) -> Vec<(String, String)> {
 
 /// Percent-decodes, with `+` as a space; invalid escapes are kept.
 fn decode(text: &str) -> String {
+    percent_decode(text, true)
+}
+
+/// Percent-decodes (with `+` as a space if `plus_is_space`), invalid
+/// escapes kept, invalid UTF-8 replaced.
+pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => match bytes.get(i + 1..i + 3).and_then(hex_byte) {
                 Some(byte) => {
                     out.push(byte);

@@ -71,6 +71,7 @@ pub struct Request {
     script_name: String,
     path_info: String,
     content_length: u64,
+    variables: std::collections::HashMap<String, String>,
     head: Vec<u8>,
     status_set: bool,
     content_type_set: bool,
@@ -105,6 +106,18 @@ impl Request {
         body: Box<dyn Read>,
         output: Box<dyn Write>,
     ) -> Request {
+        Request::from_parts(vars, body, output, true)
+    }
+
+    /// As [`from_cgi`](Request::from_cgi); without `CONTENT_LENGTH`, the
+    /// body is read to its end if `bounded_by_length` is false (a wasi:http
+    /// request's chunked body), and is empty if it is true (CGI).
+    pub(crate) fn from_parts(
+        vars: impl IntoIterator<Item = (String, String)>,
+        body: Box<dyn Read>,
+        output: Box<dyn Write>,
+        bounded_by_length: bool,
+    ) -> Request {
         let mut get = std::collections::HashMap::new();
         let mut fields = Vec::new();
         for (name, value) in vars {
@@ -122,7 +135,12 @@ impl Request {
                 fields.push((header.to_string(), value.clone()));
             }
         }
-        let content_length: u64 = var("CONTENT_LENGTH").parse().unwrap_or(0);
+        let declared: Option<u64> = get.get("CONTENT_LENGTH").and_then(|n| n.parse().ok());
+        let content_length = declared.unwrap_or(0);
+        let rfile: Box<dyn Read> = match declared {
+            None if !bounded_by_length => body,
+            _ => Box::new(body.take(content_length)),
+        };
         let script_name = var("SCRIPT_NAME");
         let path_info = var("PATH_INFO");
         let query = var("QUERY_STRING");
@@ -137,12 +155,13 @@ impl Request {
             request_version: var("SERVER_PROTOCOL"),
             headers: Headers { fields },
             client_address: (var("REMOTE_ADDR"), var("REMOTE_PORT").parse().unwrap_or(0)),
-            rfile: Box::new(body.take(content_length)),
+            rfile,
             wfile: output,
             query,
             script_name,
             path_info,
             content_length,
+            variables: get,
             head: Vec::new(),
             status_set: false,
             content_type_set: false,
@@ -194,6 +213,19 @@ impl Request {
         (request, output)
     }
 
+    /// A CGI/1.1 meta-variable of the request (`SERVER_NAME`,
+    /// `SERVER_PORT`, `REMOTE_ADDR`, …), as the server set it; as a
+    /// wasi:http component, those the request implies.
+    ///
+    /// ```
+    /// # let (request, _) = wasmhttpd_guest::Request::for_test("GET", "/x?a", &[], b"");
+    /// assert_eq!(request.variable("QUERY_STRING"), Some("a"));
+    /// assert_eq!(request.variable("NO_SUCH"), None);
+    /// ```
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables.get(name).map(String::as_str)
+    }
+
     /// The query string, raw (`a=1&b=%20`), without `?`.
     pub fn query(&self) -> &str {
         &self.query
@@ -216,14 +248,24 @@ impl Request {
 
     /// Reads the whole body, refusing one longer than `limit` bytes.
     pub fn read_body(&mut self, limit: u64) -> io::Result<Vec<u8>> {
-        if self.content_length > limit {
-            return Err(io::Error::new(
+        let too_large = || {
+            io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("request body over {limit} bytes"),
-            ));
+            )
+        };
+        if self.content_length > limit {
+            return Err(too_large());
         }
         let mut body = Vec::with_capacity(self.content_length as usize);
-        self.rfile.read_to_end(&mut body)?;
+        // A body of undeclared length (chunked, over wasi:http) is read
+        // only one byte past the limit.
+        (&mut self.rfile)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut body)?;
+        if body.len() as u64 > limit {
+            return Err(too_large());
+        }
         Ok(body)
     }
 

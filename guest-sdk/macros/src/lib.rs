@@ -2,7 +2,7 @@
 //!
 //! It records which `do_METHOD` functions the impl defines (so that the
 //! others answer 501 and OPTIONS can list them in `Allow`) and generates
-//! `main`. Misuse is a compile error pointing at the mistake, never a panic.
+//! `main`; on `wasm32-wasip2` it also exports `wasi:http/incoming-handler`. Misuse is a compile error pointing at the mistake, never a panic.
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -83,5 +83,23 @@ fn expand(imp: &mut ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         fn main() {
             ::wasmhttpd_guest::run::<#self_ty>();
         }
+
+        // On wasm32-wasip2 the plugin is a wasi:http component too (and
+        // still a wasi:cli/run command, through `main`).
+        #[cfg(all(target_arch = "wasm32", target_env = "p2"))]
+        const _: () = {
+            struct WasiHttpExport;
+            impl ::wasmhttpd_guest::__wasip2::exports::http::incoming_handler::Guest
+                for WasiHttpExport
+            {
+                fn handle(
+                    request: ::wasmhttpd_guest::__wasip2::http::types::IncomingRequest,
+                    out: ::wasmhttpd_guest::__wasip2::http::types::ResponseOutparam,
+                ) {
+                    ::wasmhttpd_guest::wasi_http::handle::<#self_ty>(request, out);
+                }
+            }
+            ::wasmhttpd_guest::__wasip2::http::proxy::export!(WasiHttpExport);
+        };
     })
 }

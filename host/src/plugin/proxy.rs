@@ -6,7 +6,11 @@
 //! the path and query as the client sent them, `http` scheme, the `Host`
 //! header (or the address the client connected to) as authority, the
 //! header fields except the connection's own (`Connection`, `Keep-Alive`,
-//! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded.
+//! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded. Three
+//! fields say what CGI's meta-variables would (the server sets them; a
+//! client's own are dropped): `wasmhttpd-script-name` and
+//! `wasmhttpd-path-info` (the route and the rest of the path, decoded, then
+//! percent-encoded whole) and `wasmhttpd-client-addr` (`ip:port`).
 //!
 //! Bodies stream both ways, bounded:
 //! - the request body is passed on as the guest reads it, through a
@@ -51,6 +55,7 @@ use crate::cgi::output::{COMMIT_THRESHOLD, Output};
 use crate::cgi::stderr::StderrLog;
 use crate::error::HttpError;
 use crate::http1::body::RequestBody;
+use crate::listing::percent_encode;
 use crate::request::Request;
 use crate::response::{self, BodyStream, Failure, Outcome};
 
@@ -106,7 +111,7 @@ impl Proxy {
                 (Some(sender), GuestBody::new(receiver, declared))
             }
         };
-        let incoming = incoming_request(request, guest_body)?;
+        let incoming = incoming_request(request, &run, guest_body)?;
         let (head_sender, head) = oneshot::channel();
         let (outcome, producer) = self
             .start(runtime, &run, outbound, incoming, head_sender)
@@ -188,6 +193,7 @@ impl Proxy {
 /// The `http::Request` the guest receives.
 fn incoming_request(
     request: &Request,
+    run: &Invocation<'_>,
     body: GuestBody,
 ) -> Result<http::Request<GuestBody>, HttpError> {
     let authority = request
@@ -216,12 +222,31 @@ fn incoming_request(
         headers.remove(hop);
     }
     headers.remove("keep-alive");
+    for name in [SCRIPT_NAME, PATH_INFO, CLIENT_ADDR] {
+        headers.remove(name);
+    }
+    let mut add = |name: &'static str, value: String| {
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            headers.insert(name, value);
+        }
+    };
+    add(SCRIPT_NAME, percent_encode(run.script_name.as_bytes()));
+    add(PATH_INFO, percent_encode(run.path_info.as_bytes()));
+    let client = std::net::SocketAddr::new(request.peer.ip().to_canonical(), request.peer.port());
+    add(CLIENT_ADDR, client.to_string());
     let mut incoming = http::Request::new(body);
     *incoming.method_mut() = request.method.clone();
     *incoming.uri_mut() = uri;
     *incoming.headers_mut() = headers;
     Ok(incoming)
 }
+
+/// Where the plugin is mounted (`SCRIPT_NAME`), percent-encoded.
+const SCRIPT_NAME: &str = "wasmhttpd-script-name";
+/// The rest of the path (`PATH_INFO`), percent-encoded.
+const PATH_INFO: &str = "wasmhttpd-path-info";
+/// The client's `ip:port`.
+const CLIENT_ADDR: &str = "wasmhttpd-client-addr";
 
 /// The request body as the guest reads it: chunks from the connection, or
 /// the error that ended it.

@@ -20,7 +20,7 @@ impl Handler for Headers {
         text.push_str(&format!("request_version={}\n", r.request_version));
         text.push_str("\nSERVER VALUES:\n");
         for name in ["SERVER_SOFTWARE", "SERVER_NAME", "SERVER_PORT", "GATEWAY_INTERFACE"] {
-            text.push_str(&format!("{name}={}\n", std::env::var(name).unwrap_or_default()));
+            text.push_str(&format!("{name}={}\n", r.variable(name).unwrap_or_default()));
         }
         text.push_str("\nHEADERS RECEIVED:\n");
         for (name, value) in r.headers.iter() {
