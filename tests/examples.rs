@@ -34,7 +34,9 @@ fn demo_of(build: Build) -> (tempfile::TempDir, Server) {
         Build::Module => source.clone(),
         Build::Component => source.join("wasip2"),
     };
-    let optional = OPTIONAL.iter().filter(|name| built(name));
+    let optional = OPTIONAL
+        .iter()
+        .filter(|name| !INTERPRETED.contains(name) && built(name));
     for name in ["hello", "form", "headers", "notes", "hello-c"]
         .iter()
         .chain(optional)
@@ -56,10 +58,14 @@ fn demo_of(build: Build) -> (tempfile::TempDir, Server) {
 /// The examples written in Rust with the guest SDK.
 const RUST: [&str; 4] = ["hello", "form", "headers", "notes"];
 
+/// wasi:http components from interpreters (tens of MB, seconds to compile
+/// the first time): served only by their own tests.
+const INTERPRETED: [&str; 2] = ["hello-py", "hello-js"];
+
 /// Examples in languages whose toolchains come from PyPI or npm:
 /// `plugins/build` skips one whose toolchain cannot be installed (loudly;
 /// never under CI=true), and so does its test.
-const OPTIONAL: [&str; 2] = ["hello-zig", "hello-as"];
+const OPTIONAL: [&str; 4] = ["hello-zig", "hello-as", "hello-py", "hello-js"];
 
 /// Whether `plugins/NAME.wasm` was built; under CI it must have been.
 fn built(name: &str) -> bool {
@@ -272,7 +278,9 @@ fn hello_as_is_a_plugin_written_in_assemblyscript() {
 fn the_banner_lists_every_example() {
     let (_dir, server) = demo();
     let lines = server.stdout_lines();
-    let optional = OPTIONAL.into_iter().filter(|name| built(name));
+    let optional = OPTIONAL
+        .into_iter()
+        .filter(|name| !INTERPRETED.contains(name) && built(name));
     for name in ["form", "headers", "hello", "hello-c", "notes"]
         .into_iter()
         .chain(optional)
@@ -284,4 +292,39 @@ fn the_banner_lists_every_example() {
             "{lines:?}"
         );
     }
+}
+
+/// A server with only `plugins/NAME.wasm`, an interpreter's component.
+fn interpreted(name: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    let file = format!("{name}.wasm");
+    std::fs::copy(workspace().join("plugins").join(&file), plugins.join(&file)).expect("copy");
+    let server = Server::start(&workspace().join("site"), &["--plugins", path(&plugins)]);
+    let banner = format!("Plugin {name}: /{name} /{name}/* (all methods; wasi:http component)");
+    assert!(
+        server.stdout_lines().contains(&banner),
+        "{:?}",
+        server.stdout_lines()
+    );
+    (dir, server)
+}
+
+#[test]
+fn hello_py_is_a_wasi_http_component_written_in_python() {
+    if !built("hello-py") {
+        return;
+    }
+    let (_dir, server) = interpreted("hello-py");
+    echoes_the_request(&server, "hello-py", "Hello from Python!\n");
+}
+
+#[test]
+fn hello_js_is_a_wasi_http_component_written_in_javascript() {
+    if !built("hello-js") {
+        return;
+    }
+    let (_dir, server) = interpreted("hello-js");
+    echoes_the_request(&server, "hello-js", "Hello from JavaScript!\n");
 }

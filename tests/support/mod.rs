@@ -133,7 +133,10 @@ impl Server {
                 sink.lock().expect("stdout").push(line);
             }
         });
-        let banner = match rx.recv_timeout(Duration::from_secs(30)) {
+        // A guard against a hang, not a timing: the banner follows the
+        // load of every plugin, and an interpreter's component compiles for
+        // many seconds the first time, longer on a loaded machine.
+        let banner = match rx.recv_timeout(Duration::from_secs(180)) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
