@@ -6,45 +6,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, component, dechunk, guest_component, install_file, write};
-
-/// A site (`site/`) and a plugins directory (`plugins/`) in one temp dir.
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "site/file.txt", "static file\n");
-        std::fs::create_dir_all(dir.path().join("plugins")).expect("mkdir");
-        Setup { dir }
-    }
-
-    fn plugins(&self) -> PathBuf {
-        self.dir.path().join("plugins")
-    }
-
-    fn with(self, wasm: &Path, name: &str) -> Setup {
-        install_file(&self.plugins(), wasm, name);
-        self
-    }
-
-    fn sidecar(self, name: &str, toml: &str) -> Setup {
-        write(&self.plugins(), &format!("{name}.toml"), toml);
-        self
-    }
-
-    fn start(&self, args: &[&str]) -> Server {
-        let plugins = self.plugins();
-        let mut all = vec!["--plugins", plugins.to_str().expect("utf-8")];
-        all.extend_from_slice(args);
-        Server::start(&self.dir.path().join("site"), &all)
-    }
-}
+use support::{Response, Server, Setup, component, dechunk, guest_component, install_file, write};
 
 /// The wasi:http test handler installed as `web`, with `sidecar`.
 fn web(sidecar: &str) -> (Setup, Server) {
@@ -57,15 +21,6 @@ fn web(sidecar: &str) -> (Setup, Server) {
 
 fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines().find_map(|l| l.strip_prefix(prefix))
-}
-
-/// Sends `head` then `body` on one connection and reads the response to
-/// the end (the request asks for `Connection: close`).
-fn post(server: &Server, head: &str, body: &[u8]) -> Vec<u8> {
-    let mut stream = server.connect();
-    stream.write_all(head.as_bytes()).expect("head");
-    stream.write_all(body).expect("body");
-    support::read_to_close(&mut stream)
 }
 
 #[test]
@@ -128,7 +83,8 @@ fn request_and_response_bodies_stream_both_ways() {
         "POST /web/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let r = Response::parse(&post(&server, &head, &body), false).expect("response");
+    let r =
+        Response::parse(&server.raw(&[head.as_bytes(), &body].concat()), false).expect("response");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert!(dechunk(&r.body) == Some(body.clone()), "echoed whole");
@@ -142,7 +98,8 @@ fn request_and_response_bodies_stream_both_ways() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     let head = "POST /web/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
-    let r = Response::parse(&post(&server, head, &chunked), false).expect("response");
+    let r = Response::parse(&server.raw(&[head.as_bytes(), &chunked].concat()), false)
+        .expect("response");
     assert!(dechunk(&r.body) == Some(body), "echoed whole");
 }
 
@@ -184,14 +141,16 @@ fn bodies_beyond_the_limits_are_refused_or_cut() {
         "POST /web/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         big.len()
     );
-    let r = Response::parse(&post(&server, &head, &big), false).expect("response");
+    let r =
+        Response::parse(&server.raw(&[head.as_bytes(), &big].concat()), false).expect("response");
     assert_eq!(r.status, 413, "declared too large");
 
     let mut chunked = format!("{:x}\r\n", big.len()).into_bytes();
     chunked.extend_from_slice(&big);
     chunked.extend_from_slice(b"\r\n0\r\n\r\n");
     let head = "POST /web/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
-    let r = Response::parse(&post(&server, head, &chunked), false).expect("response");
+    let r = Response::parse(&server.raw(&[head.as_bytes(), &chunked].concat()), false)
+        .expect("response");
     assert_eq!(r.status, 413, "found too large while streaming");
 
     let r = Response::parse(

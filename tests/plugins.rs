@@ -5,50 +5,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, dechunk, install, read_response, write};
-
-/// A site (`site/`) and a plugins directory (`plugins/`) in one temp dir.
-struct Setup {
-    dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "site/index.html", "static index\n");
-        write(dir.path(), "site/file.txt", "static file\n");
-        std::fs::create_dir_all(dir.path().join("plugins")).expect("mkdir");
-        Setup { dir }
-    }
-
-    fn plugins(&self) -> PathBuf {
-        self.dir.path().join("plugins")
-    }
-
-    fn site(&self) -> PathBuf {
-        self.dir.path().join("site")
-    }
-
-    fn plugin(self, guest: &str, name: &str) -> Setup {
-        install(&self.plugins(), guest, name);
-        self
-    }
-
-    fn sidecar(self, name: &str, toml: &str) -> Setup {
-        write(&self.plugins(), &format!("{name}.toml"), toml);
-        self
-    }
-
-    fn start(&self, args: &[&str]) -> Server {
-        let plugins = self.plugins();
-        let mut all = vec!["--plugins", plugins.to_str().expect("utf-8")];
-        all.extend_from_slice(args);
-        Server::start(&self.site(), &all)
-    }
-}
+use support::{Response, Server, Setup, dechunk, install, read_response, write};
 
 fn var<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()

@@ -493,6 +493,55 @@ fn built(krate: &str, target: &str, name: &str) -> PathBuf {
     path
 }
 
+/// A site (`site/`, with `index.html` and `file.txt`) and a plugins
+/// directory (`plugins/`) in one temp dir.
+pub struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "site/index.html", "static index\n");
+        write(dir.path(), "site/file.txt", "static file\n");
+        std::fs::create_dir_all(dir.path().join("plugins")).expect("mkdir");
+        Setup { dir }
+    }
+
+    pub fn plugins(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn site(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    /// Test guest `guest` (wasm32-wasip1) as `plugins/NAME.wasm`.
+    pub fn plugin(self, guest: &str, name: &str) -> Setup {
+        install(&self.plugins(), guest, name);
+        self
+    }
+
+    /// The WebAssembly file `wasm` as `plugins/NAME.wasm`.
+    pub fn with(self, wasm: &Path, name: &str) -> Setup {
+        install_file(&self.plugins(), wasm, name);
+        self
+    }
+
+    pub fn sidecar(self, name: &str, toml: &str) -> Setup {
+        write(&self.plugins(), &format!("{name}.toml"), toml);
+        self
+    }
+
+    /// The server on the site, with the plugins directory and `args`.
+    pub fn start(&self, args: &[&str]) -> Server {
+        let plugins = self.plugins();
+        let mut all = vec!["--plugins", plugins.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        Server::start(&self.site(), &all)
+    }
+}
+
 /// Copies test guest `guest` into `plugins` as `NAME.wasm`.
 pub fn install(plugins: &Path, guest_name: &str, as_name: &str) {
     install_file(plugins, &guest(guest_name), as_name);

@@ -47,7 +47,7 @@ impl Produced {
     /// Its parts, with a guard that stops the producer if the reader
     /// returns without handing it on to a [`BodyStream`].
     fn guarded(self) -> (Pin<Box<dyn AsyncRead + Send>>, Outcome, AbortOnDrop) {
-        (self.output, self.outcome, AbortOnDrop(Some(self.producer)))
+        (self.output, self.outcome, AbortOnDrop::new(self.producer))
     }
 }
 
@@ -226,15 +226,23 @@ fn bad_gateway(log: String) -> Rejected {
     }
 }
 
-struct AbortOnDrop(Option<AbortHandle>);
+/// Stops a producer when dropped, unless it was handed on to the body that
+/// streams its output.
+#[derive(Debug)]
+pub struct AbortOnDrop(Option<AbortHandle>);
 
 impl AbortOnDrop {
+    /// A guard on `producer`.
+    pub fn new(producer: AbortHandle) -> AbortOnDrop {
+        AbortOnDrop(Some(producer))
+    }
+
     /// Hands the producer on to the body that streams the rest of its
     /// output, which stops it if dropped before the end.
-    fn stream(
+    pub fn stream(
         mut self,
         prefix: Bytes,
-        output: Pin<Box<dyn AsyncRead + Send>>,
+        output: impl AsyncRead + Send + 'static,
         outcome: Outcome,
         limit: u64,
     ) -> BodyStream {

@@ -28,6 +28,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// The most fields in an output head.
 pub const MAX_FIELDS: usize = 100;
 
+/// Header fields the connection sets itself: a producer's own are dropped.
+pub const SET_BY_SERVER: [&str; 6] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "date",
+    "server",
+];
+
 /// Why a script's output is not a CGI response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
@@ -128,8 +138,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Disposition, usize)>, Malformed>
                 content_type = true;
                 headers.append(name, value);
             }
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "date"
-            | "server" => {}
+            set_by_server if SET_BY_SERVER.contains(&set_by_server) => {}
             _ => {
                 headers.append(name, value);
             }

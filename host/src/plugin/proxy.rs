@@ -40,24 +40,25 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime_wasi::cli::AsyncStdoutStream;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::engine::Runtime;
 use super::outbound::Outbound;
-use super::store::{Caps, ComponentState, new_store};
+use super::store::{ComponentState, new_store};
 use super::wagi::{Invocation, judge, sandbox};
-use crate::cgi::output::{COMMIT_THRESHOLD, Output};
+use crate::cgi::output::{AbortOnDrop, COMMIT_THRESHOLD, Output};
+use crate::cgi::response::SET_BY_SERVER;
 use crate::cgi::stderr::StderrLog;
 use crate::error::HttpError;
 use crate::http1::body::RequestBody;
 use crate::listing::percent_encode;
 use crate::request::Request;
-use crate::response::{self, BodyStream, Failure, Outcome};
+use crate::response::{self, Failure, Outcome};
 
 /// Request body chunks in flight to the guest.
 const UPLOAD_CHUNKS: usize = 4;
@@ -119,7 +120,7 @@ impl Proxy {
                 eprintln!("{} {error:#}", run.tag);
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
             })?;
-        let guard = AbortOnDrop(Some(producer));
+        let guard = AbortOnDrop::new(producer);
         let mut exchange = Exchange {
             upload: upload.map(|sender| Upload {
                 body,
@@ -147,13 +148,7 @@ impl Proxy {
         let mut wasi = sandbox(run)?;
         wasi.envs(&run.grants.env)
             .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
-        let state = ComponentState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            outbound: outbound.clone(),
-            table: ResourceTable::new(),
-            caps: Caps::component(run.limits.memory),
-        };
+        let state = ComponentState::new(wasi.build(), outbound.clone(), run.limits.memory);
         let timeout = run.limits.timeout;
         let memory = run.limits.memory;
         let mut store = new_store(runtime, state, Instant::now() + timeout);
@@ -457,7 +452,7 @@ async fn finish(
     exchange: Exchange<'_, '_>,
     result: Result<(), Stop>,
     outcome: Outcome,
-    mut guard: AbortOnDrop,
+    guard: AbortOnDrop,
     tag: &str,
     limit: u64,
 ) -> Result<Output, HttpError> {
@@ -516,15 +511,11 @@ async fn finish(
                 );
             }
         }
-        guard.0 = None;
+        // The instance has ended: the guard, dropped, stops nothing.
         response::Body::Bytes(buffered.freeze())
     } else {
-        let producer = guard.0.take();
-        let stream = BodyStream::new(buffered.freeze(), BodyReader::new(body), outcome, limit);
-        response::Body::Stream(match producer {
-            Some(producer) => stream.cancel_on_drop(producer),
-            None => stream,
-        })
+        let stream = guard.stream(buffered.freeze(), BodyReader::new(body), outcome, limit);
+        response::Body::Stream(stream)
     };
     let mut response = response::Response::new(status, body);
     response.headers = headers;
@@ -533,31 +524,13 @@ async fn finish(
 
 /// The guest's header fields, less those the connection sets itself.
 fn response_headers(mut headers: HeaderMap) -> HeaderMap {
-    for name in [
-        header::CONTENT_LENGTH,
-        header::TRANSFER_ENCODING,
-        header::CONNECTION,
-        header::DATE,
-        header::SERVER,
-        header::UPGRADE,
-        header::TE,
-    ] {
+    for name in SET_BY_SERVER {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
+    // Hop-by-hop fields, which a wasi:http response may also carry.
+    headers.remove(header::UPGRADE);
+    headers.remove(header::TE);
     headers
-}
-
-/// Stops the instance if the request is abandoned before its response is
-/// handed on.
-struct AbortOnDrop(Option<tokio::task::AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.abort();
-        }
-    }
 }
 
 /// A response body read as bytes.

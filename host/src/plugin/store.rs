@@ -47,6 +47,20 @@ pub struct ComponentState {
     pub caps: Caps,
 }
 
+impl ComponentState {
+    /// A component's state: `wasi`, outbound requests as `outbound`
+    /// allows, memory capped at `memory_limit` bytes.
+    pub fn new(wasi: WasiCtx, outbound: Outbound, memory_limit: u64) -> ComponentState {
+        ComponentState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            outbound,
+            table: ResourceTable::new(),
+            caps: Caps::component(memory_limit),
+        }
+    }
+}
+
 impl std::fmt::Debug for GuestState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestState").finish_non_exhaustive()

@@ -29,13 +29,12 @@ use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::oneshot;
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime::{InstancePre, Module, Trap};
 use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::engine::Runtime;
 use super::outbound::Outbound;
@@ -178,13 +177,8 @@ impl Wagi {
                 Job::Module(pre.clone(), new_store(runtime, state, deadline))
             }
             Pre::Command(pre) => {
-                let state = ComponentState {
-                    wasi: wasi.build(),
-                    http: WasiHttpCtx::new(),
-                    outbound: Outbound::default(),
-                    table: ResourceTable::new(),
-                    caps: Caps::component(limits.memory),
-                };
+                // A command sends no outbound requests.
+                let state = ComponentState::new(wasi.build(), Outbound::default(), limits.memory);
                 Job::Command(pre.clone(), new_store(runtime, state, deadline))
             }
         };
@@ -288,10 +282,13 @@ pub fn judge(
             ),
         };
     }
-    if error.is::<DeadlineExceeded>() || error.chain().any(|e| e.is::<DeadlineExceeded>()) {
+    fn caused_by<E: std::error::Error + Send + Sync + 'static>(error: &wasmtime::Error) -> bool {
+        error.is::<E>() || error.chain().any(|e| e.is::<E>())
+    }
+    if caused_by::<DeadlineExceeded>(&error) {
         return timed_out();
     }
-    if error.is::<MemoryLimitReached>() || error.chain().any(|e| e.is::<MemoryLimitReached>()) {
+    if caused_by::<MemoryLimitReached>(&error) {
         return failed(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("memory limit of {} MiB reached", memory >> 20),
