@@ -26,13 +26,7 @@ fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 #[test]
 fn a_wasi_http_component_is_recognised_and_gets_the_request() {
     let (_setup, server) = web("");
-    let banner = server.stdout_lines();
-    assert!(
-        banner
-            .iter()
-            .any(|l| l == "Plugin web: /web /web/* (all methods; wasi:http component)"),
-        "{banner:?}"
-    );
+    server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
     let raw = b"PUT /web/a%20b/report?x=1&y=%20 HTTP/1.1\r\nHost: example.test:8080\r\nConnection: close\r\n\
                 X-Multi: a\r\nX-Multi: b\r\nContent-Length: 5\r\n\r\nhello";
     let r = Response::parse(&server.raw(raw), false).expect("response");
@@ -272,13 +266,8 @@ fn a_wasi_cli_run_component_runs_as_cgi_over_wasi() {
         .with(&guest_component("echo"), "echo")
         .with(&guest_component("hostile"), "hostile");
     let server = setup.start(&["--plugin-timeout", "2", "--plugin-memory", "32"]);
-    let banner = server.stdout_lines();
-    assert!(
-        banner
-            .iter()
-            .any(|l| l == "Plugin echo: /echo /echo/* (all methods; CGI-over-WASI component)"),
-        "{banner:?}"
-    );
+    server
+        .wait_for_plugin_line("Plugin echo: /echo /echo/* (all methods; CGI-over-WASI component)");
     let r = Response::parse(
         &server.raw(b"POST /echo/x?y=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"),
         false,

@@ -37,7 +37,7 @@ fn demo_of(build: Build) -> (tempfile::TempDir, Server) {
     let optional = OPTIONAL
         .iter()
         .filter(|name| !INTERPRETED.contains(name) && built(name));
-    for name in ["hello", "form", "headers", "notes", "hello-c"]
+    for name in ["hello", "form", "headers", "notes", "hello-c", "hello-http"]
         .iter()
         .chain(optional)
     {
@@ -99,7 +99,7 @@ fn hello_answers(build: Build) {
         Build::Component => "wasi:http component",
     };
     let banner = format!("Plugin hello: /hello /hello/* (all methods; {kind})");
-    assert!(server.stdout_lines().contains(&banner), "{build:?}");
+    server.wait_for_plugin_line(&banner);
     let r = server.get("/hello/there");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -257,6 +257,20 @@ fn echoes_the_request(server: &Server, name: &str, greeting: &str) {
 }
 
 #[test]
+fn hello_http_is_the_bare_wasi_http_hello() {
+    let (_dir, server) = demo();
+    server.wait_for_plugin_line(
+        "Plugin hello-http: /hello-http /hello-http/* (all methods; wasi:http component)",
+    );
+    for target in ["/hello-http", "/hello-http/any/path?q=1"] {
+        let r = server.get(target);
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert_eq!(r.text(), "Hello, world!\n");
+    }
+}
+
+#[test]
 fn hello_zig_is_a_plugin_written_in_zig() {
     if !built("hello-zig") {
         return;
@@ -277,20 +291,15 @@ fn hello_as_is_a_plugin_written_in_assemblyscript() {
 #[test]
 fn the_banner_lists_every_example() {
     let (_dir, server) = demo();
-    let lines = server.stdout_lines();
     let optional = OPTIONAL
         .into_iter()
         .filter(|name| !INTERPRETED.contains(name) && built(name));
-    for name in ["form", "headers", "hello", "hello-c", "notes"]
+    for name in ["form", "headers", "hello", "hello-c", "hello-http", "notes"]
         .into_iter()
         .chain(optional)
     {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("Plugin {name}: /{name} "))),
-            "{lines:?}"
-        );
+        let line = server.wait_for_stdout(|l| l.starts_with(&format!("Plugin {name}: /{name} ")));
+        assert!(!line.contains("compiling"), "{line}");
     }
 }
 
@@ -303,11 +312,7 @@ fn interpreted(name: &str) -> (tempfile::TempDir, Server) {
     std::fs::copy(workspace().join("plugins").join(&file), plugins.join(&file)).expect("copy");
     let server = Server::start(&workspace().join("site"), &["--plugins", path(&plugins)]);
     let banner = format!("Plugin {name}: /{name} /{name}/* (all methods; wasi:http component)");
-    assert!(
-        server.stdout_lines().contains(&banner),
-        "{:?}",
-        server.stdout_lines()
-    );
+    server.wait_for_plugin_line(&banner);
     (dir, server)
 }
 

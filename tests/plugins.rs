@@ -128,19 +128,8 @@ fn banner_lists_each_plugin_with_routes_methods_and_kind() {
             "routes = [\"/api/*\"]\nmethods = [\"POST\", \"PUT\"]\n",
         );
     let server = setup.start(&[]);
-    let lines = server.stdout_lines();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l == "Plugin echo: /echo /echo/* (all methods; CGI-over-WASI)"),
-        "{lines:?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l == "Plugin api: /api/* (POST PUT; CGI-over-WASI)"),
-        "{lines:?}"
-    );
+    server.wait_for_plugin_line("Plugin echo: /echo /echo/* (all methods; CGI-over-WASI)");
+    server.wait_for_plugin_line("Plugin api: /api/* (POST PUT; CGI-over-WASI)");
 }
 
 #[test]
@@ -236,6 +225,104 @@ fn broken_plugins_are_reported_by_file_and_the_rest_serve() {
         "a plugin with a broken sidecar is not routed"
     );
     assert_eq!(server.get("/garbage").status, 404);
+}
+
+/// A WASI command that answers `big`, with `functions` filler functions
+/// to make it slow to compile; with `missing`, it also imports a function
+/// the host does not have (so it fails, but only once compiled).
+fn slow_to_compile(functions: usize, missing: bool) -> Vec<u8> {
+    let head = "Content-Type: text/plain\\0a\\0abig\\0a";
+    let mut wat = String::from(
+        "(module\n(import \"wasi_snapshot_preview1\" \"fd_write\" (func $w (param i32 i32 i32 i32) (result i32)))\n",
+    );
+    if missing {
+        wat.push_str("(import \"env\" \"missing\" (func))\n");
+    }
+    wat.push_str(&format!(
+        "(memory (export \"memory\") 1)\n(data (i32.const 16) \"{head}\")\n\
+         (func (export \"_start\") (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 30))\n\
+         (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\n"
+    ));
+    for f in 0..functions {
+        wat.push_str(&format!(
+            "(func (export \"f{f}\") (param i32 i32) (result i32) local.get 0\n"
+        ));
+        for op in 0..60 {
+            wat.push_str(&format!(
+                "local.get 1 i32.const {op} i32.add i32.mul local.get 1 i32.xor i32.const {f} i32.rotl\n"
+            ));
+        }
+        wat.push_str(")\n");
+    }
+    wat.push(')');
+    wat::parse_str(&wat).expect("valid module")
+}
+
+/// How many filler functions make a module compile for seconds here.
+const SLOW: usize = 6000;
+
+#[test]
+fn a_large_plugin_compiles_in_the_background_while_the_server_answers() {
+    let setup = Setup::new().plugin("echo", "small");
+    std::fs::write(
+        setup.plugins().join("big.wasm"),
+        slow_to_compile(SLOW, false),
+    )
+    .expect("write");
+    let started = Instant::now();
+    let server = setup.start(&["--no-cache"]);
+    let ready_at_banner = started.elapsed();
+    // The banner did not wait for it: the big plugin is listed as
+    // compiling, with its size; the small one is ready.
+    let compiling = server.wait_for_stdout(|l| l.starts_with("Plugin big:"));
+    assert!(
+        compiling.starts_with("Plugin big: /big /big/* (all methods; compiling ")
+            && compiling.ends_with(" MB; requests to it wait)"),
+        "{compiling} (banner after {ready_at_banner:?})"
+    );
+    server.wait_for_plugin_line("Plugin small: /small /small/* (all methods; CGI-over-WASI)");
+    // Other routes answer meanwhile.
+    assert_eq!(server.get("/file.txt").text(), "static file\n");
+    assert!(server.get("/small").text().contains("SCRIPT_NAME=/small"));
+    let lines = server.stdout_lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("Plugin big:") && l.contains("ready after")),
+        "big compiled already: make slow_to_compile slower: {lines:?}"
+    );
+    // A request to it waits for it, then is answered.
+    let r = server.get("/big");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "big\n");
+    let ready = server.wait_for_plugin_line("Plugin big: /big /big/* (all methods; CGI-over-WASI)");
+    let seconds: f64 = ready
+        .rsplit_once("ready after ")
+        .and_then(|(_, s)| s.strip_suffix(" s"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {ready:?}"));
+    if seconds > 5.5 {
+        server.wait_for_stdout(|l| l == "Plugin big: compiling, 5 s so far");
+    }
+}
+
+#[test]
+fn a_plugin_that_fails_after_a_long_compile_is_reported_and_unrouted() {
+    let setup = Setup::new().plugin("echo", "small");
+    std::fs::write(
+        setup.plugins().join("bad.wasm"),
+        slow_to_compile(SLOW, true),
+    )
+    .expect("write");
+    let server = setup.start(&["--no-cache"]);
+    server.wait_for_stdout(|l| l.starts_with("Plugin bad: /bad /bad/* (all methods; compiling "));
+    assert_eq!(server.get("/file.txt").status, 200);
+    server.wait_for_log_within(Duration::from_secs(180), |l| {
+        l.contains("bad.wasm") && l.contains("env::missing")
+    });
+    // No longer routed: the path falls through to the (absent) file.
+    assert_eq!(server.get("/bad").status, 404);
+    assert!(server.get("/small").text().contains("SCRIPT_NAME=/small"));
 }
 
 #[test]

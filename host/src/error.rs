@@ -57,6 +57,10 @@ pub enum HttpError {
     /// The details are logged, not shown.
     #[error("{}", .0.canonical_reason().unwrap_or("Error"))]
     Upstream(StatusCode),
+    /// 503: the backend cannot answer yet (a plugin still compiling) or
+    /// any more (one whose compile failed as the request came).
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// 501: no backend answers this method (`Unsupported method ('X')`).
     #[error("Unsupported method ({})", py_repr(.0))]
     UnsupportedMethod(String),
@@ -84,6 +88,7 @@ impl HttpError {
                 StatusCode::NOT_IMPLEMENTED
             }
             HttpError::VersionNotSupported(_) => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Upstream(status) => *status,
         }
     }

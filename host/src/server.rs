@@ -6,6 +6,9 @@
 //! `--max-connections`: at the cap it stops accepting, and clients wait in
 //! the kernel's backlog rather than exhausting file descriptors.
 //!
+//! Plugins compile before the banner if that takes at most a second; a
+//! larger one compiles while the server answers (see `plugin::registry`).
+//!
 //! SIGINT and SIGTERM stop the accept loop, tell every connection to finish
 //! the request it is serving and close, and wait for them up to the grace
 //! period; then the process exits 0.
@@ -31,6 +34,10 @@ use crate::plugin::engine::Runtime;
 use crate::plugin::registry::Plugins;
 use crate::plugin::watch as hot_reload;
 use crate::service::Service;
+
+/// How long startup waits for plugins to compile before it serves; those
+/// still compiling then are followed in the background.
+const STARTUP_COMPILE_WAIT: Duration = Duration::from_secs(1);
 
 /// Binds the listening socket (blocking; call before starting to serve).
 pub fn bind(target: &BindTarget) -> anyhow::Result<std::net::TcpListener> {
@@ -114,8 +121,13 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
     };
     let plugins = match (&config.plugins, &runtime) {
         (Some(dir), Some(runtime)) => {
-            let (plugins, problems) =
-                Plugins::load(dir.clone(), Arc::clone(runtime), config.plugin_limits);
+            let (plugins, problems) = Plugins::load(
+                dir.clone(),
+                Arc::clone(runtime),
+                config.plugin_limits,
+                STARTUP_COMPILE_WAIT,
+            )
+            .await;
             for problem in problems {
                 eprintln!("wasmhttpd: {problem}");
             }
@@ -160,6 +172,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
                     dir.display()
                 );
             }
+            plugins.follow_compiles();
             match hot_reload::start(Arc::clone(plugins)) {
                 Ok(watch) => Some(watch),
                 Err(error) => {

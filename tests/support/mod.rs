@@ -197,6 +197,33 @@ impl Server {
         self.stdout.lock().expect("stdout").clone()
     }
 
+    /// Waits (bounded: a large plugin may compile for a while) until a
+    /// line on stdout satisfies `pred`; returns it.
+    pub fn wait_for_stdout(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let lines = self.stdout.lock().expect("stdout").clone();
+            if let Some(line) = lines.into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stdout line not found; stdout:\n{}",
+                self.stdout.lock().expect("stdout").join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the plugin line that starts with `describe` (the banner's,
+    /// or the one printed when a plugin that compiled in the background is
+    /// ready).
+    pub fn wait_for_plugin_line(&self, describe: &str) -> String {
+        self.wait_for_stdout(|l| {
+            l == describe || l.starts_with(&format!("{describe}, ready after "))
+        })
+    }
+
     /// The access log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().expect("log").clone()
@@ -204,7 +231,12 @@ impl Server {
 
     /// Waits (bounded) until a log line satisfies `pred`; returns it.
     pub fn wait_for_log(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + READ_TIMEOUT;
+        self.wait_for_log_within(READ_TIMEOUT, pred)
+    }
+
+    /// [`Server::wait_for_log`], waiting up to `limit`.
+    pub fn wait_for_log_within(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(line) = self.log().into_iter().find(|l| pred(l)) {
                 return line;

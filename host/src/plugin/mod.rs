@@ -12,6 +12,7 @@
 //!
 //! - [`manifest`]: the sidecar.
 //! - [`registry`]: the plugins of a directory and their routes.
+//! - [`compile`]: compiling a plugin off the request path.
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
 //! - [`store`]: what each instance's store holds, its caps and deadline.
 //! - [`wagi`]: the CGI-over-WASI executor.
@@ -19,6 +20,7 @@
 //! - [`outbound`]: which outbound requests a component may send.
 //! - [`watch`]: hot reload.
 
+pub mod compile;
 pub mod engine;
 pub mod manifest;
 pub mod outbound;
@@ -35,6 +37,7 @@ use std::time::Duration;
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+use self::compile::{Compile, megabytes};
 use self::engine::{MAX_MEMORY, Runtime};
 use self::manifest::{DirGrant, Manifest, RoutePattern};
 use self::outbound::Outbound;
@@ -132,7 +135,7 @@ pub struct Plugin {
     pub tag: String,
     grants: Grants,
     outbound: Outbound,
-    executor: Executor,
+    compile: Compile,
 }
 
 /// How a plugin is run, told from its binary.
@@ -157,9 +160,13 @@ pub struct Matched {
 }
 
 impl Plugin {
-    /// Loads `dir/NAME.wasm` with `dir/NAME.toml` if there is one.
+    /// Reads `dir/NAME.wasm` and `dir/NAME.toml` if there is one, and
+    /// starts compiling in the background ([`Plugin::compiled`] waits for
+    /// it). A sidecar that does not parse or a file that cannot be read is
+    /// an error at once; a binary that does not compile or link is one from
+    /// [`Plugin::compiled`].
     pub fn load(
-        runtime: &Runtime,
+        runtime: &Arc<Runtime>,
         dir: &Path,
         name: &str,
         defaults: Limits,
@@ -174,8 +181,7 @@ impl Plugin {
             Err(e) => return Err(format!("{}: {e}", sidecar.display())),
         };
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let executor =
-            prepare(runtime, &bytes).map_err(|e| format!("{}: {e:#}", file.display()))?;
+        let compile = Compile::start(Arc::clone(runtime), file.clone(), bytes);
         let tag = format!("[plugin {name}]");
         Ok(Plugin {
             name: name.to_string(),
@@ -189,16 +195,41 @@ impl Plugin {
                 dirs: manifest.dirs.clone(),
             },
             manifest,
-            executor,
+            compile,
         })
     }
 
+    /// Waits for the plugin to compile; the error names the file and what
+    /// is wrong with it.
+    pub async fn compiled(&self) -> Result<(), String> {
+        self.compile.finished().await.map(|_| ())
+    }
+
+    /// Like [`Plugin::compiled`], printing progress while it goes on.
+    pub async fn compiled_reporting(&self) -> Result<(), String> {
+        self.compile.reporting(&self.name).await.map(|_| ())
+    }
+
+    /// Whether its compile is over (ready or failed).
+    pub fn is_compiled(&self) -> bool {
+        self.compile.is_finished()
+    }
+
+    /// How long its compile has taken so far.
+    pub fn compile_time(&self) -> Duration {
+        self.compile.elapsed()
+    }
+
     /// The kind of plugin, as the banner shows it.
-    pub fn kind(&self) -> &'static str {
-        match &self.executor {
-            Executor::Wagi(wagi) if wagi.is_component() => "CGI-over-WASI component",
-            Executor::Wagi(_) => "CGI-over-WASI",
-            Executor::Proxy(_) => "wasi:http component",
+    pub fn kind(&self) -> String {
+        match self.compile.executor() {
+            Some(Executor::Wagi(wagi)) if wagi.is_component() => "CGI-over-WASI component".into(),
+            Some(Executor::Wagi(_)) => "CGI-over-WASI".into(),
+            Some(Executor::Proxy(_)) => "wasi:http component".into(),
+            None => format!(
+                "compiling {}; requests to it wait",
+                megabytes(self.compile.size)
+            ),
         }
     }
 
@@ -242,7 +273,11 @@ impl Plugin {
             script_name: &matched.script_name,
             path_info: &matched.path_info,
         };
-        match &self.executor {
+        let executor = match self.compile.executor() {
+            Some(executor) => executor,
+            None => self.wait_compiled().await?,
+        };
+        match executor {
             Executor::Wagi(wagi) => {
                 let stdin = read_body(body, &self.limits).await?;
                 let produced = wagi.serve(runtime, request, stdin, run)?;
@@ -254,6 +289,19 @@ impl Plugin {
                 proxy
                     .serve(runtime, request, body, run, &self.outbound)
                     .await
+            }
+        }
+    }
+
+    /// A request that came while the plugin compiles waits for it, as long
+    /// as the plugin may run; then it is 503.
+    async fn wait_compiled(&self) -> Result<&Executor, HttpError> {
+        match self.compile.within(self.limits.timeout).await {
+            Some(Ok(executor)) => Ok(executor),
+            Some(Err(_)) => Err(HttpError::Unavailable("Plugin failed to load")),
+            None => {
+                self.log("still compiling; request answered 503");
+                Err(HttpError::Unavailable("Plugin is still compiling"))
             }
         }
     }

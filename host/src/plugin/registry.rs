@@ -3,6 +3,9 @@
 //! Loading reports each problem with the file it is in (a sidecar that does
 //! not parse, a module that does not compile or link, a route another
 //! plugin already answers) and leaves that plugin out; the rest serve.
+//! At startup the server waits a moment for the compiles; a plugin still
+//! compiling then is routed at once (its requests wait for it) and is
+//! followed in the background: ready, or left out with its error.
 //! Route conflicts are settled by name order: the plugin whose name sorts
 //! first keeps the route.
 //!
@@ -12,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use http::Method;
 
@@ -130,10 +134,25 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// Loads the plugins in `dir` (canonical) to run on `runtime`; returns
-    /// the problems found.
-    pub fn load(dir: PathBuf, runtime: Arc<Runtime>, defaults: Limits) -> (Plugins, Vec<String>) {
-        let (table, problems) = load_dir(&runtime, &dir, defaults);
+    /// Loads the plugins in `dir` (canonical) to run on `runtime`, waiting
+    /// up to `wait` for them to compile; returns the problems found.
+    pub async fn load(
+        dir: PathBuf,
+        runtime: Arc<Runtime>,
+        defaults: Limits,
+        wait: Duration,
+    ) -> (Plugins, Vec<String>) {
+        let (loading, mut problems) = start_dir(&runtime, &dir, defaults);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut kept = Vec::new();
+        for plugin in loading {
+            match tokio::time::timeout_at(deadline, plugin.compiled()).await {
+                Ok(Err(problem)) => problems.push(problem),
+                Ok(Ok(())) | Err(_) => kept.push(plugin),
+            }
+        }
+        let (table, conflicts) = Table::build(kept);
+        problems.extend(conflicts);
         let plugins = Plugins {
             dir,
             runtime,
@@ -141,6 +160,44 @@ impl Plugins {
             table: RwLock::new(Arc::new(table)),
         };
         (plugins, problems)
+    }
+
+    /// Follows every plugin still compiling, in the background: progress
+    /// lines while it compiles, then its banner line with the time it
+    /// took, or its error (and it is no longer routed). Must be called
+    /// within a tokio runtime.
+    pub fn follow_compiles(self: &Arc<Self>) {
+        for plugin in self.table().plugins().filter(|p| !p.is_compiled()) {
+            let plugin = Arc::clone(plugin);
+            let plugins = Arc::clone(self);
+            tokio::spawn(async move {
+                match plugin.compiled_reporting().await {
+                    Ok(()) => println!(
+                        "{}, ready after {:.1} s",
+                        plugin.describe(),
+                        plugin.compile_time().as_secs_f64()
+                    ),
+                    Err(problem) => {
+                        eprintln!("wasmhttpd: {problem}");
+                        plugins.remove(&plugin);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Stops routing to `plugin` (if it is still this version).
+    fn remove(&self, plugin: &Arc<Plugin>) {
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rest: Vec<Arc<Plugin>> = table
+            .plugins()
+            .filter(|p| !Arc::ptr_eq(p, plugin))
+            .cloned()
+            .collect();
+        *table = Arc::new(Table::build(rest).0);
     }
 
     /// The plugins directory.
@@ -190,12 +247,16 @@ pub fn plugin_names(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Loads every `NAME.wasm` in `dir`, in name order. Returns the table and
-/// one message per plugin left out.
-pub fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> (Table, Vec<String>) {
+/// Starts loading every `NAME.wasm` in `dir`, in name order. Returns the
+/// plugins compiling and one message per plugin left out already.
+fn start_dir(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    defaults: Limits,
+) -> (Vec<Arc<Plugin>>, Vec<String>) {
     let names = match plugin_names(dir) {
         Ok(names) => names,
-        Err(e) => return (Table::default(), vec![format!("{}: {e}", dir.display())]),
+        Err(e) => return (Vec::new(), vec![format!("{}: {e}", dir.display())]),
     };
     let mut problems = Vec::new();
     let mut plugins = Vec::new();
@@ -205,9 +266,7 @@ pub fn load_dir(runtime: &Runtime, dir: &Path, defaults: Limits) -> (Table, Vec<
             Err(problem) => problems.push(problem),
         }
     }
-    let (table, conflicts) = Table::build(plugins);
-    problems.extend(conflicts);
-    (table, problems)
+    (plugins, problems)
 }
 
 /// Plugin names are path segments: no dots at the start, nothing that would

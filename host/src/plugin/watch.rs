@@ -10,6 +10,9 @@
 //!   the old one at once, so a request sees either the old set or the new.
 //!   Requests in flight hold their plugin and finish on the version they
 //!   started with.
+//! - New and changed plugins compile in parallel, each on its own thread,
+//!   with progress lines if that takes long; the previous versions serve
+//!   meanwhile.
 //! - A changed plugin that fails to load is reported, and its previous
 //!   version keeps serving. If the file was modified within [`SETTLE`], it
 //!   may be a copy still in progress: it is retried after [`SETTLE`] and
@@ -64,18 +67,7 @@ pub fn start(plugins: Arc<Plugins>) -> anyhow::Result<Watch> {
                     .await
                     .is_ok_and(|e| e.is_some())
                 {}
-                let worker = Arc::clone(&plugins);
-                let mut memory = std::mem::take(&mut reported);
-                let unsettled = tokio::task::spawn_blocking(move || {
-                    let unsettled = reload(&worker, &mut memory);
-                    (unsettled, memory)
-                })
-                .await;
-                let Ok((unsettled, memory)) = unsettled else {
-                    break;
-                };
-                reported = memory;
-                if !unsettled {
+                if !reload(&plugins, &mut reported).await {
                     break;
                 }
                 tokio::time::sleep(SETTLE).await;
@@ -88,7 +80,7 @@ pub fn start(plugins: Arc<Plugins>) -> anyhow::Result<Watch> {
 /// Rescans and swaps the table. Returns whether some file failed while it
 /// may still have been being written (worth another try). `reported`
 /// remembers which failures were already logged, so each is logged once.
-pub fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprint>) -> bool {
+pub async fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprint>) -> bool {
     let dir = plugins.dir();
     let old = plugins.table();
     let names = match plugin_names(dir) {
@@ -100,15 +92,26 @@ pub fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprint>) ->
     };
     let mut unsettled = false;
     let mut loaded: Vec<Arc<Plugin>> = Vec::new();
+    let mut compiling: Vec<Arc<Plugin>> = Vec::new();
     for name in &names {
-        let now = fingerprint(dir, name);
         let previous = old.get(name);
-        if let Some(previous) = previous.filter(|p| p.fingerprint == now) {
+        if let Some(previous) = previous.filter(|p| p.fingerprint == fingerprint(dir, name)) {
             loaded.push(Arc::clone(previous));
             continue;
         }
         match Plugin::load(plugins.runtime(), dir, name, plugins.defaults()) {
-            Ok(plugin) => {
+            Ok(plugin) => compiling.push(Arc::new(plugin)),
+            Err(problem) => {
+                unsettled |= failed(dir, name, previous, &problem, reported);
+                loaded.extend(previous.cloned());
+            }
+        }
+    }
+    for plugin in compiling {
+        let name = &plugin.name;
+        let previous = old.get(name);
+        match plugin.compiled_reporting().await {
+            Ok(()) => {
                 reported.remove(name);
                 let verb = if previous.is_some() {
                     "reloaded"
@@ -116,35 +119,50 @@ pub fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprint>) ->
                     "added"
                 };
                 println!("{} ({verb})", plugin.describe());
-                loaded.push(Arc::new(plugin));
+                loaded.push(plugin);
             }
             Err(problem) => {
-                if recently_modified(dir, name) {
-                    unsettled = true;
-                } else if reported.get(name) != Some(&now) {
-                    reported.insert(name.clone(), now);
-                    let keeps = if previous.is_some() {
-                        "; the previous version keeps serving"
-                    } else {
-                        ""
-                    };
-                    eprintln!("wasmhttpd: {problem}{keeps}");
-                }
-                if let Some(previous) = previous {
-                    loaded.push(Arc::clone(previous));
-                }
+                unsettled |= failed(dir, name, previous, &problem, reported);
+                loaded.extend(previous.cloned());
             }
         }
     }
     for gone in old.plugins().filter(|p| !names.contains(&p.name)) {
         println!("Plugin {}: removed", gone.name);
     }
+    loaded.sort_by(|a, b| a.name.cmp(&b.name));
     let (table, conflicts) = Table::build(loaded);
     for conflict in conflicts {
         eprintln!("wasmhttpd: {conflict}");
     }
     plugins.replace(table);
     unsettled
+}
+
+/// Handles a plugin that failed to load: reports it once per version of
+/// its files, unless it may be a copy still in progress. Returns whether
+/// it is worth another try.
+fn failed(
+    dir: &Path,
+    name: &str,
+    previous: Option<&Arc<Plugin>>,
+    problem: &str,
+    reported: &mut HashMap<String, Fingerprint>,
+) -> bool {
+    if recently_modified(dir, name) {
+        return true;
+    }
+    let now = fingerprint(dir, name);
+    if reported.get(name) != Some(&now) {
+        reported.insert(name.to_string(), now);
+        let keeps = if previous.is_some() {
+            "; the previous version keeps serving"
+        } else {
+            ""
+        };
+        eprintln!("wasmhttpd: {problem}{keeps}");
+    }
+    false
 }
 
 fn recently_modified(dir: &Path, name: &str) -> bool {
