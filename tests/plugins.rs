@@ -308,7 +308,11 @@ fn a_large_plugin_compiles_in_the_background_while_the_server_answers() {
 
 #[test]
 fn a_plugin_that_fails_after_a_long_compile_is_reported_and_unrouted() {
-    let setup = Setup::new().plugin("echo", "small");
+    // A request waits for a compile as long as the plugin may run: here
+    // one second, then 503.
+    let setup = Setup::new()
+        .plugin("echo", "small")
+        .sidecar("bad", "[limits]\ntimeout_secs = 1\n");
     std::fs::write(
         setup.plugins().join("bad.wasm"),
         slow_to_compile(SLOW, true),
@@ -317,6 +321,14 @@ fn a_plugin_that_fails_after_a_long_compile_is_reported_and_unrouted() {
     let server = setup.start(&["--no-cache"]);
     server.wait_for_stdout(|l| l.starts_with("Plugin bad: /bad /bad/* (all methods; compiling "));
     assert_eq!(server.get("/file.txt").status, 200);
+    let early = server.get("/bad");
+    assert_eq!(early.status, 503);
+    assert!(
+        early.text().contains("Plugin is still compiling"),
+        "{}",
+        early.text()
+    );
+    server.wait_for_log(|l| l == "[plugin bad] still compiling; request answered 503");
     server.wait_for_log_within(Duration::from_secs(180), |l| {
         l.contains("bad.wasm") && l.contains("env::missing")
     });
