@@ -40,6 +40,46 @@ def build_release():
     return os.path.join(ROOT, "target", "release", "wasmhttpd")
 
 
+WASMTIME_VERSION = "48.0.8"  # the wasmtime wasmhttpd is built on
+WASMTIME_FEATURES = "run,serve,component-model-async,cranelift,pooling-allocator,cache,config,parallel-compilation,logging,component-model,wat"
+
+
+def wasmtime_cli():
+    """The `wasmtime` CLI of the same version as wasmhttpd's wasmtime, from
+    crates.io, built once into target/toolchains/wasmtime-cli (about 20
+    minutes on 2 cores). Only the features `wasmtime run` and `wasmtime
+    serve` need are built; none of them changes how a request is served."""
+    root = os.path.join(ROOT, "target", "toolchains", "wasmtime-cli")
+    binary = os.path.join(root, "bin", "wasmtime")
+    if os.path.exists(binary):
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        if WASMTIME_VERSION in version:
+            return binary
+    print(f"installing wasmtime-cli {WASMTIME_VERSION} from crates.io (cargo install, release) ...",
+          file=sys.stderr)
+    subprocess.run(["cargo", "install", "wasmtime-cli", "--version", WASMTIME_VERSION, "--locked",
+                    "--no-default-features", "--features", WASMTIME_FEATURES, "--root", root,
+                    "--target-dir", os.path.join(ROOT, "target", "toolchains", "wasmtime-cli-build")],
+                   check=True)
+    return binary
+
+
+# wasmhttpd's own pooling settings (plugin/engine.rs), as wasmtime options.
+WASMHTTPD_POOLING = ("pooling-pagemap-scan=auto,pooling-memory-keep-resident=2097152,"
+                     "pooling-table-keep-resident=65536")
+
+
+def wasmtime_serve(wasmtime, component, port, pooling=True, tuned=False):
+    """`wasmtime serve` on component at 127.0.0.1:port, with the WASI
+    interfaces language toolchains import (-S cli) and, by default, its
+    pooling allocator; its own compile cache is on (the CLI's default).
+    `tuned` adds wasmhttpd's settings for resetting instances."""
+    argv = [wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}"]
+    if pooling:
+        argv += ["-O", "pooling-allocator=y" + ("," + WASMHTTPD_POOLING if tuned else "")]
+    return Server("wasmtime serve", argv + [component], port)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +103,13 @@ class Server:
     def __init__(self, name, argv, port, cwd=None, env=None):
         self.name = name
         self.port = port
+        if env is None:
+            # As in production: with RUST_BACKTRACE set (a developer's
+            # shell), every error a Rust server creates, even one it then
+            # ignores, captures a backtrace (wasmtime makes one per
+            # component instance it drops).
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
         self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, cwd=cwd, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)

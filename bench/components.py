@@ -1,0 +1,114 @@
+"""wasi:http components: wasmhttpd against `wasmtime serve`, and the warm
+restart of an interpreter's component.
+
+1. The bare wasi:http hello (plugins/hello-http, the standard minimal
+   handler) served by wasmhttpd and by `wasmtime serve` (the same wasmtime
+   version, -S cli): with its pooling allocator on (the target's
+   comparison), with its default allocator, and with the pooling settings
+   wasmhttpd uses (to tell the engine settings from the server), each
+   request a fresh instance. Server on CPU 0, wrk on CPU 1, 5 interleaved rounds, medians
+   (see harness.py). Target: wasmhttpd >= 1.5x wasmtime serve's req/s.
+2. The Python example (hello-py, CPython inside, tens of MB): time from
+   starting wasmhttpd to the first answer from the plugin, with the compile
+   cache warm (median of 5 restarts; the cold first start is shown too).
+   Target: < 300 ms.
+
+    python3 bench/components.py     # BENCH_SECONDS=5 BENCH_ROUNDS=5
+"""
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ROOT, ROUNDS, Server, build_release, compare, ensure_packages, free_port,  # noqa: E402
+                     median, table, wasmtime_cli, wasmtime_serve)
+
+PLUGINS = os.path.join(ROOT, "plugins")
+
+
+def hello_throughput(binary, wasmtime, work):
+    site = os.path.join(work, "site")
+    plugins = os.path.join(work, "plugins")
+    os.makedirs(site)
+    os.makedirs(plugins)
+    hello = os.path.join(PLUGINS, "hello-http.wasm")
+    shutil.copy(hello, plugins)
+    ours, theirs, plain, tuned = free_port(), free_port(), free_port(), free_port()
+    wasmhttpd = [binary, str(ours), "-b", "127.0.0.1", "-d", site, "--plugins", plugins, "-q"]
+    servers = {
+        "wasmhttpd": lambda: Server("wasmhttpd", wasmhttpd, ours),
+        "wasmtime serve (pooling)": lambda: wasmtime_serve(wasmtime, hello, theirs),
+        "wasmtime serve (default)": lambda: wasmtime_serve(wasmtime, hello, plain, pooling=False),
+        "wasmtime serve (pooling, tuned)": lambda: wasmtime_serve(wasmtime, hello, tuned, tuned=True),
+    }
+    paths = {name: "/" for name in servers}
+    paths["wasmhttpd"] = "/hello-http"
+    results = compare(servers, paths, connections=8)
+    table("bare wasi:http hello component, a fresh instance per request", results, "wasmhttpd",
+          list(servers)[1:], connections=8)
+
+
+def first_answer(binary, site, plugins, cache):
+    """Seconds from starting wasmhttpd to the first 200 from hello-py."""
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins,
+                             "--cache-dir", cache, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = started + 300
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("GET", "/hello-py")
+                status = conn.getresponse().status
+                conn.close()
+                if status == 200:
+                    return time.monotonic() - started
+                raise RuntimeError(f"hello-py answered {status}")
+            except (ConnectionRefusedError, socket.timeout):
+                time.sleep(0.002)
+        raise RuntimeError("hello-py never answered")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def python_restart(binary, work):
+    hello_py = os.path.join(PLUGINS, "hello-py.wasm")
+    if not os.path.exists(hello_py):
+        print("\nSKIPPED the Python restart: plugins/hello-py.wasm was not built")
+        return
+    site = os.path.join(work, "py-site")
+    plugins = os.path.join(work, "py-plugins")
+    cache = os.path.join(work, "py-cache")
+    os.makedirs(site)
+    os.makedirs(plugins)
+    shutil.copy(hello_py, plugins)
+    cold = first_answer(binary, site, plugins, cache)
+    warm = [first_answer(binary, site, plugins, cache) for _ in range(ROUNDS)]
+    size = os.path.getsize(hello_py) / 1e6
+    print(f"\n## hello-py ({size:.1f} MB component): process start to first answer")
+    print(f"cold (compiling, empty cache): {cold * 1000:8.0f} ms")
+    print(f"warm cache, median of {ROUNDS}:    {median(warm) * 1000:8.0f} ms"
+          f"  (runs: {', '.join(f'{w * 1000:.0f}' for w in warm)})")
+
+
+def main():
+    ensure_packages("wrk")
+    wasmtime = wasmtime_cli()
+    subprocess.run([os.path.join(PLUGINS, "build")], check=True)
+    binary = build_release()
+    with tempfile.TemporaryDirectory() as work:
+        hello_throughput(binary, wasmtime, work)
+        python_restart(binary, work)
+
+
+if __name__ == "__main__":
+    main()
