@@ -77,7 +77,9 @@ def wasmtime_serve(wasmtime, component, port, pooling=True, tuned=False):
     argv = [wasmtime, "serve", "-S", "cli", "--addr", f"127.0.0.1:{port}"]
     if pooling:
         argv += ["-O", "pooling-allocator=y" + ("," + WASMHTTPD_POOLING if tuned else "")]
-    return Server("wasmtime serve", argv + [component], port)
+    # It compiles before it listens: an interpreter's component takes
+    # seconds, more on a busy machine.
+    return Server("wasmtime serve", argv + [component], port, start_timeout=300)
 
 
 def free_port():
@@ -100,7 +102,7 @@ def wait_listening(port, timeout=30):
 class Server:
     """A server process pinned to CPU 0."""
 
-    def __init__(self, name, argv, port, cwd=None, env=None):
+    def __init__(self, name, argv, port, cwd=None, env=None, start_timeout=30):
         self.name = name
         self.port = port
         if env is None:
@@ -113,7 +115,7 @@ class Server:
         self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, cwd=cwd, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
-        wait_listening(port)
+        wait_listening(port, start_timeout)
 
     def cpu_seconds(self):
         """User + system CPU of the server's whole process group, plus that
