@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, Setup, dechunk, install, read_response, write};
+use support::{COMPILE_TIMEOUT, Response, Server, Setup, dechunk, install, read_response, write};
 
 fn var<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
@@ -329,7 +329,7 @@ fn a_plugin_that_fails_after_a_long_compile_is_reported_and_unrouted() {
         early.text()
     );
     server.wait_for_log(|l| l == "[plugin bad] still compiling; request answered 503");
-    server.wait_for_log_within(Duration::from_secs(180), |l| {
+    server.wait_for_log_within(COMPILE_TIMEOUT, |l| {
         l.contains("bad.wasm") && l.contains("env::missing")
     });
     // No longer routed: the path falls through to the (absent) file.

@@ -33,6 +33,34 @@ pub struct Server {
     stdout: Arc<Mutex<Vec<String>>>,
 }
 
+/// A guard against a hang, not a timing, wherever a test waits for a
+/// compile: an interpreter's component compiles for many seconds the first
+/// time, longer on a loaded machine.
+pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Waits until one of `lines` (collected in the background) satisfies
+/// `pred`, up to `limit`; returns it.
+fn wait_for_line(
+    lines: &Mutex<Vec<String>>,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let so_far = lines.lock().expect(what).clone();
+        if let Some(line) = so_far.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} line not found; {what}:\n{}",
+            so_far.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_wasmhttpd")
@@ -133,10 +161,9 @@ impl Server {
                 sink.lock().expect("stdout").push(line);
             }
         });
-        // A guard against a hang, not a timing: the banner follows the
-        // load of every plugin, and an interpreter's component compiles for
-        // many seconds the first time, longer on a loaded machine.
-        let banner = match rx.recv_timeout(Duration::from_secs(180)) {
+        // The banner follows at most a second of plugin compiles; the
+        // bound is the same guard against a hang.
+        let banner = match rx.recv_timeout(COMPILE_TIMEOUT) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
@@ -200,19 +227,7 @@ impl Server {
     /// Waits (bounded: a large plugin may compile for a while) until a
     /// line on stdout satisfies `pred`; returns it.
     pub fn wait_for_stdout(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let lines = self.stdout.lock().expect("stdout").clone();
-            if let Some(line) = lines.into_iter().find(|l| pred(l)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "stdout line not found; stdout:\n{}",
-                self.stdout.lock().expect("stdout").join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_line(&self.stdout, "stdout", COMPILE_TIMEOUT, pred)
     }
 
     /// Waits for the plugin line that starts with `describe` (the banner's,
@@ -236,18 +251,7 @@ impl Server {
 
     /// [`Server::wait_for_log`], waiting up to `limit`.
     pub fn wait_for_log_within(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(line) = self.log().into_iter().find(|l| pred(l)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "log line not found; log:\n{}",
-                self.log().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_line(&self.log, "log", limit, pred)
     }
 
     /// Sends a signal to the server.

@@ -154,9 +154,15 @@ impl Runtime {
         &self.linker
     }
 
-    /// The linker with WASI 0.2 and wasi:http, for pre-linking components.
-    pub fn component_linker(&self) -> &component::Linker<ComponentState> {
-        &self.component_linker
+    /// Links `component` once against WASI 0.2 and wasi:http; a missing
+    /// import is named in the error.
+    pub fn link_component(
+        &self,
+        component: &component::Component,
+    ) -> anyhow::Result<component::InstancePre<ComponentState>> {
+        self.component_linker
+            .instantiate_pre(component)
+            .map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))
     }
 
     /// The slots instances run in: hold a permit while an instance lives.

@@ -80,11 +80,8 @@ type Head = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
 impl Proxy {
     /// Links `component` once; a missing import is named in the error.
     pub fn prepare(runtime: &Runtime, component: &Component) -> anyhow::Result<Proxy> {
-        let pre = runtime
-            .component_linker()
-            .instantiate_pre(component)
+        let pre = ProxyPre::new(runtime.link_component(component)?)
             .map_err(|e| anyhow!("cannot link: {e:#}"))?;
-        let pre = ProxyPre::new(pre).map_err(|e| anyhow!("cannot link: {e:#}"))?;
         Ok(Proxy { pre })
     }
 

@@ -114,11 +114,8 @@ impl Wagi {
 
     /// Links a component that exports `wasi:cli/run` once.
     pub fn prepare_command(runtime: &Runtime, component: &Component) -> anyhow::Result<Wagi> {
-        let pre = runtime
-            .component_linker()
-            .instantiate_pre(component)
+        let pre = CommandPre::new(runtime.link_component(component)?)
             .map_err(|e| anyhow!("cannot link: {e:#}"))?;
-        let pre = CommandPre::new(pre).map_err(|e| anyhow!("cannot link: {e:#}"))?;
         Ok(Wagi {
             pre: Pre::Command(pre),
         })

@@ -92,7 +92,7 @@ pub async fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprin
     };
     let mut unsettled = false;
     let mut loaded: Vec<Arc<Plugin>> = Vec::new();
-    let mut compiling: Vec<Arc<Plugin>> = Vec::new();
+    let mut compiling: Vec<(Arc<Plugin>, Option<&Arc<Plugin>>)> = Vec::new();
     for name in &names {
         let previous = old.get(name);
         if let Some(previous) = previous.filter(|p| p.fingerprint == fingerprint(dir, name)) {
@@ -100,16 +100,15 @@ pub async fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprin
             continue;
         }
         match Plugin::load(plugins.runtime(), dir, name, plugins.defaults()) {
-            Ok(plugin) => compiling.push(Arc::new(plugin)),
+            Ok(plugin) => compiling.push((Arc::new(plugin), previous)),
             Err(problem) => {
                 unsettled |= failed(dir, name, previous, &problem, reported);
                 loaded.extend(previous.cloned());
             }
         }
     }
-    for plugin in compiling {
+    for (plugin, previous) in compiling {
         let name = &plugin.name;
-        let previous = old.get(name);
         match plugin.compiled_reporting().await {
             Ok(()) => {
                 reported.remove(name);
