@@ -50,6 +50,14 @@ fn a_wasi_http_component_is_recognised_and_gets_the_request() {
     );
     assert_eq!(line(&text, "body="), Some("5"));
 
+    // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
+    let raw = b"GET http://target.test:81/web/report HTTP/1.1\r\nHost: host.test\r\nConnection: close\r\n\r\n";
+    let text = Response::parse(&server.raw(raw), false)
+        .expect("response")
+        .text();
+    assert_eq!(line(&text, "authority="), Some("target.test:81"));
+    assert_eq!(line(&text, "path="), Some("/web/report"));
+
     // Its status and fields reach the client; the connection's own fields
     // are the server's.
     let r = server.get("/web/status?201");
@@ -189,6 +197,34 @@ fn failures_get_clean_errors_and_the_plugin_carries_on() {
     let r = Response::parse(&bytes, false).expect("response");
     assert_eq!(r.status, 200);
     assert!(dechunk(&r.body).is_none(), "no final chunk");
+}
+
+/// A guest's 1xx or out-of-range status, sent as a final one, would make
+/// every client and proxy on a kept-alive connection take the next
+/// response for this one's.
+#[test]
+fn a_guest_status_that_cannot_end_a_response_becomes_502() {
+    let (_setup, server) = web("");
+    for status in [100, 101, 103, 199, 600, 999] {
+        let mut stream = server.connect();
+        let raw = format!(
+            "GET /web/status?{status} HTTP/1.1\r\nHost: t\r\n\r\n\
+             GET /web/status?201 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(raw.as_bytes()).expect("send");
+        let bytes = support::read_to_close(&mut stream);
+        let first = Response::parse(&bytes, false).expect("first response");
+        assert_eq!(first.status, 502, "guest status {status}");
+        let second = Response::parse(&first.rest, false).expect("second response");
+        assert_eq!(second.status, 201, "after guest status {status}");
+        assert!(second.rest.is_empty(), "after guest status {status}");
+        server.wait_for_log(|l| {
+            l.starts_with("[plugin web] ")
+                && l.contains(&format!(
+                    "responded with status {status}, which cannot end a response"
+                ))
+        });
+    }
 }
 
 #[test]

@@ -47,6 +47,15 @@ fn plugin_answers_at_its_name_and_below_with_rfc_3875_variables() {
     assert_eq!(var(&text, "CONTENT_LENGTH"), None, "no body");
     assert!(text.contains("--body 0 bytes--"));
 
+    // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
+    let raw = b"GET http://target.test:81/echo/x?q HTTP/1.1\r\nHost: host.test\r\nConnection: close\r\n\r\n";
+    let text = Response::parse(&server.raw(raw), false)
+        .expect("response")
+        .text();
+    assert_eq!(var(&text, "SERVER_NAME"), Some("target.test"));
+    assert_eq!(var(&text, "PATH_INFO"), Some("/x"));
+    assert_eq!(var(&text, "QUERY_STRING"), Some("q"));
+
     let exact = server.get("/echo").text();
     assert_eq!(var(&exact, "SCRIPT_NAME"), Some("/echo"));
     assert_eq!(var(&exact, "PATH_INFO"), Some(""));
@@ -380,14 +389,69 @@ fn the_plugins_directory_is_never_served_as_files() {
     let plugins = setup.site().join("plugins");
     install(&plugins, "echo", "echo");
     write(&plugins, "echo.toml", "routes = [\"/e\"]\n");
+    // A symlink inside the site, to the plugins directory and into it.
+    std::os::unix::fs::symlink("plugins", setup.site().join("alias")).expect("symlink");
+    std::os::unix::fs::symlink("plugins/echo.toml", setup.site().join("e.toml")).expect("symlink");
     let server = Server::start(
         &setup.site(),
         &["--plugins", plugins.to_str().expect("utf-8")],
     );
+    for target in [
+        "/alias/echo.toml",
+        "/alias/echo.wasm",
+        "/alias/",
+        "/alias",
+        "/e.toml",
+    ] {
+        assert_eq!(server.get(target).status, 404, "{target}");
+    }
     assert_eq!(server.get("/plugins/echo.wasm").status, 404);
     assert_eq!(server.get("/plugins/echo.toml").status, 404);
     assert_eq!(server.get("/plugins/").status, 404);
     assert!(!server.get("/").text().contains("echo.wasm"));
+    assert_eq!(server.get("/e").status, 200);
+}
+
+/// Sidecars may hold secrets (`env`): however a request reaches the
+/// plugins directory, by a symlink to it or to a file in it, or because it
+/// is the served directory itself, nothing in it is served.
+#[test]
+fn the_plugins_directory_is_hidden_by_identity_not_by_path() {
+    let setup = Setup::new();
+    let plugins = setup.plugins();
+    install(&plugins, "echo", "echo");
+    write(
+        &plugins,
+        "echo.toml",
+        "routes = [\"/e\"]\nenv = { TOKEN = \"hunter2\" }\n",
+    );
+    std::os::unix::fs::symlink(&plugins, setup.site().join("alias")).expect("symlink");
+    std::os::unix::fs::symlink(plugins.join("echo.toml"), setup.site().join("sidecar.toml"))
+        .expect("symlink");
+    let server = setup.start(&["--follow-symlinks"]);
+    for target in [
+        "/alias/echo.toml",
+        "/alias/echo.wasm",
+        "/alias/",
+        "/sidecar.toml",
+    ] {
+        assert_eq!(server.get(target).status, 404, "{target}");
+    }
+    assert_eq!(server.get("/file.txt").status, 200);
+    drop(server);
+    let server = setup.start(&[]);
+    for target in ["/alias/echo.toml", "/alias/", "/sidecar.toml"] {
+        assert_eq!(server.get(target).status, 404, "{target}");
+    }
+
+    // The plugins directory served as the site.
+    let dir = plugins.to_str().expect("utf-8");
+    let server = Server::start(&plugins, &["--plugins", dir]);
+    for target in ["/echo.toml", "/echo.wasm", "/"] {
+        let r = server.get(target);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.text().contains("hunter2"), "{target}");
+    }
     assert_eq!(server.get("/e").status, 200);
 }
 

@@ -195,7 +195,8 @@ fn listing_keeps_pythons_elements_sorted_escaped_and_encoded() {
         "<li><a href=\"b.txt\">b.txt</a>",
         "<li><a href=\"Cdir/\">Cdir/</a>",
         "<li><a href=\"link\">link@</a>",
-        "<li><a href=\"linkdir/\">linkdir/@</a>",
+        // As Python shows it: `@`, not `/@`, with a link to the directory.
+        "<li><a href=\"linkdir/\">linkdir@</a>",
         "<li><a href=\"with%20space.txt\">with space.txt</a>",
     ];
     assert_eq!(items.len(), expected.len(), "{html}");
@@ -285,6 +286,39 @@ fn fifo_is_404_and_does_not_hang_the_server() {
     let server = Server::start(dir.path(), &[]);
     assert_eq!(server.get("/pipe").status, 404);
     assert_eq!(server.get("/ok.txt").body, b"ok");
+}
+
+/// The size and time of a symlink's target outside the root are facts
+/// about a file the server does not serve: the listing shows the link's.
+#[test]
+fn a_listing_shows_a_symlink_itself_not_its_target_outside_the_root() {
+    let outside = site();
+    write(outside.path(), "secret.bin", vec![b's'; 987_654]);
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200); // 2001-01-01
+    std::fs::File::options()
+        .write(true)
+        .open(outside.path().join("secret.bin"))
+        .expect("open")
+        .set_modified(old)
+        .expect("set mtime");
+    let dir = site();
+    symlink(outside.path().join("secret.bin"), dir.path().join("escape")).expect("symlink");
+    let server = Server::start(dir.path(), &[]);
+    let html = server.get("/").text();
+    let item = html
+        .lines()
+        .find(|l| l.starts_with("<li><a href=\"escape\">escape@</a>"))
+        .unwrap_or_else(|| panic!("no item for the link: {html}"));
+    assert!(!item.contains("987654"), "the target's size shown: {item}");
+    assert!(
+        !item.contains("2001-01-01"),
+        "the target's time shown: {item}"
+    );
+    let link_len = outside.path().join("secret.bin").as_os_str().len();
+    assert!(
+        item.contains(&format!("title=\"{link_len} bytes\"")),
+        "{item}"
+    );
 }
 
 #[test]

@@ -67,12 +67,15 @@ fn push_item(html: &mut String, entry: &Entry) {
     let display = String::from_utf8_lossy(&entry.name);
     let mut href = percent_encode(&entry.name);
     let mut text = html_escape(&display).into_owned();
+    // As Python: a symlink shows `@` (a link to a directory too, whose
+    // href still ends in `/`), a directory `/`.
     if entry.is_dir {
         href.push('/');
-        text.push('/');
     }
     if entry.is_symlink {
         text.push('@');
+    } else if entry.is_dir {
+        text.push('/');
     }
     html.push_str(&format!("<li><a href=\"{href}\">{text}</a>"));
     match (entry.is_dir, entry.size) {
@@ -113,14 +116,16 @@ fn read_entries(dir: &File) -> rustix::io::Result<Vec<Entry>> {
         let is_dir = target
             .as_ref()
             .is_some_and(|s| kind(s) == FileType::Directory);
+        // A symlink's size and time are its own: its target may lie outside
+        // the root, and nothing of what is there is shown.
         let lossy = String::from_utf8_lossy(name);
         entries.push(Entry {
             name: name.to_vec(),
             sort_key: lossy.to_lowercase(),
             is_dir,
             is_symlink,
-            size: target.as_ref().map(|s| s.st_size.max(0).unsigned_abs()),
-            mtime: target.as_ref().map(|s| s.st_mtime),
+            size: own.as_ref().map(|s| s.st_size.max(0).unsigned_abs()),
+            mtime: own.as_ref().map(|s| s.st_mtime),
         });
     }
     entries.sort_by(|a, b| {

@@ -49,6 +49,15 @@ impl Request {
         Some(&target[start..])
     }
 
+    /// The authority the client addressed: an absolute-form target's, which
+    /// wins over `Host` (RFC 9112 §3.2.2), else the `Host` field's value.
+    pub fn authority(&self) -> Option<&[u8]> {
+        match split_absolute(&self.target) {
+            Some((authority, _)) => Some(authority),
+            None => self.headers.get(http::header::HOST).map(|h| h.as_bytes()),
+        }
+    }
+
     /// Whether this is a HEAD request (its response carries no body).
     pub fn is_head(&self) -> bool {
         self.method == Method::HEAD
@@ -57,18 +66,21 @@ impl Request {
 
 /// For absolute-form targets, the part after `scheme://authority`.
 fn strip_authority(target: &[u8]) -> &[u8] {
-    let Some(scheme_end) = find(target, b"://") else {
-        return target;
-    };
+    split_absolute(target).map_or(target, |(_, rest)| rest)
+}
+
+/// An absolute-form target → its authority and what follows it.
+fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let scheme_end = find(target, b"://")?;
     if target.first() == Some(&b'/') || !target[..scheme_end].iter().all(u8::is_ascii_alphabetic) {
-        return target;
+        return None;
     }
     let rest = &target[scheme_end + 3..];
     let path_start = rest
         .iter()
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
-    &rest[path_start..]
+    Some(rest.split_at(path_start))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -107,6 +119,19 @@ mod tests {
         assert_eq!(r.query(), Some(&b"q"[..]));
         assert_eq!(request("http://example.com").path(), b"/");
         assert_eq!(request("http://example.com?q").path(), b"/");
+    }
+
+    #[test]
+    fn an_absolute_form_authority_wins_over_host() {
+        let mut r = request("http://target.example:81/a");
+        r.headers
+            .insert(http::header::HOST, "host.example".parse().expect("value"));
+        assert_eq!(r.authority(), Some(&b"target.example:81"[..]));
+        let mut r = request("/a");
+        assert_eq!(r.authority(), None);
+        r.headers
+            .insert(http::header::HOST, "host.example".parse().expect("value"));
+        assert_eq!(r.authority(), Some(&b"host.example"[..]));
     }
 
     #[test]

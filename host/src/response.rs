@@ -27,6 +27,14 @@ pub struct Response {
     pub body: Body,
 }
 
+/// Whether `status` may end a response: 200–599. A producer's 1xx (or
+/// 101, or 999) sent as a final status would desynchronise every client
+/// and proxy on a kept-alive connection, which would take the next
+/// response for this one's.
+pub fn is_final_status(status: StatusCode) -> bool {
+    (200..=599).contains(&status.as_u16())
+}
+
 impl Response {
     /// A response with no header fields yet (room for a file response's).
     pub fn new(status: StatusCode, body: Body) -> Response {

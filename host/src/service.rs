@@ -34,9 +34,6 @@ pub struct Service {
     root: Root,
     plugins: Option<Arc<Plugins>>,
     cgi: Option<CgiScripts>,
-    /// The plugins directory's URL path, when it lies inside the served
-    /// directory: never served as files.
-    hidden: Option<String>,
     access_log: AccessLog,
 }
 
@@ -49,15 +46,12 @@ impl Service {
         cgi: Option<CgiScripts>,
         access_log: AccessLog,
     ) -> Service {
-        let hidden = plugins.as_ref().and_then(|p| {
-            let relative = p.dir().strip_prefix(root.path()).ok()?;
-            Some(format!("/{}", relative.to_string_lossy()))
-        });
+        // The plugins directory is never served as files.
+        let root = root.hiding(plugins.as_ref().map(|p| p.dir()));
         Service {
             root,
             plugins,
             cgi,
-            hidden,
             access_log,
         }
     }
@@ -99,9 +93,6 @@ impl Service {
                     .ok_or(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR))?;
                 (cgi.serve(&self.root, request, body, &url, dir).await?, None)
             }
-            Route::Static if self.is_hidden(&path) => {
-                return Err(HttpError::NotFound("File not found"));
-            }
             Route::Static => return static_files::serve(&self.root, request, &url),
             Route::Unsupported => {
                 return Err(HttpError::UnsupportedMethod(
@@ -124,13 +115,6 @@ impl Service {
                 Box::pin(self.dispatch(&redirected, &mut RequestBody::empty(), redirects + 1)).await
             }
         }
-    }
-
-    fn is_hidden(&self, path: &str) -> bool {
-        self.hidden.as_deref().is_some_and(|hidden| {
-            path.strip_prefix(hidden)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
     }
 
     /// The error page for `error`.

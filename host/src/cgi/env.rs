@@ -31,8 +31,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TE, TRANSFER_ENCODING,
-    UPGRADE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, TE, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderName, Method};
 
@@ -197,13 +196,12 @@ fn remote_ip(peer: SocketAddr) -> String {
     peer.ip().to_canonical().to_string()
 }
 
-/// The host the client addressed (`Host`, without its port), or the
-/// address it connected to.
+/// The host the client addressed (an absolute-form target's authority, or
+/// `Host`, without its port), or the address it connected to.
 fn server_name(request: &Request) -> String {
     let from_host = request
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
+        .authority()
+        .and_then(|h| std::str::from_utf8(h).ok())
         .and_then(|host| {
             let name = if host.starts_with('[') {
                 host.find(']').map(|end| &host[..=end])

@@ -183,7 +183,7 @@ fn parse_status(value: &[u8]) -> Result<StatusCode, Malformed> {
         return Err(bad());
     }
     let status = StatusCode::from_bytes(code).map_err(|_| bad())?;
-    if !(200..=599).contains(&status.as_u16()) {
+    if !crate::response::is_final_status(status) {
         return Err(bad());
     }
     Ok(status)

@@ -16,7 +16,7 @@ use rustix::fs::{Mode, OFlags};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::HttpError;
-use crate::http1::body::{BodyReadError, RequestBody};
+use crate::http1::body::RequestBody;
 
 /// Bodies up to this size are kept in memory.
 pub const IN_MEMORY: usize = 64 * 1024;
@@ -51,17 +51,14 @@ async fn spool_into(
     limit: u64,
     temp_dir: &Path,
 ) -> Result<Spooled, HttpError> {
-    let too_large = || BodyReadError::TooLarge(limit).to_http_error();
-    if body.declared_length().is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
+    body.check_declared(limit).map_err(|e| e.to_http_error())?;
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;
     let mut len: u64 = 0;
     while let Some(chunk) = body.chunk().await.map_err(|e| e.to_http_error())? {
         len += chunk.len() as u64;
         if len > limit {
-            return Err(too_large());
+            return Err(body.too_large(limit).to_http_error());
         }
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY {
             memory.extend_from_slice(&chunk);

@@ -106,19 +106,35 @@ pub async fn serve(
             );
             service.handle(&request, &mut body).await
         };
-        // A body the backend did not read is discarded after the response
-        // when that is cheap; otherwise the connection closes. A client still
-        // waiting for 100 Continue may or may not send its body, so its
-        // connection cannot be reused.
-        let rest_discardable = decoder.is_done()
-            || match head.framing {
+        // A body the backend did not read is discarded before the response
+        // when that is cheap, so that a malformed one is answered 400 like
+        // any other; otherwise the connection closes. A client still waiting
+        // for 100 Continue may or may not send its body, so its connection
+        // cannot be reused. Any body error is final: nothing after it is
+        // parsed, and the answer says `Connection: close`.
+        let mut response = response;
+        let mut body_ok = decoder.is_done();
+        if !body_ok && !decoder.has_failed() {
+            let discardable = match head.framing {
                 Framing::Empty => true,
                 Framing::Length(n) => n <= MAX_DRAIN && !head.expect_continue,
                 Framing::Chunked => !head.expect_continue,
             };
+            if discardable {
+                match drain(&mut stream, &mut buf, &mut decoder, settings.io_timeout).await {
+                    Drained::Done => body_ok = true,
+                    Drained::TooLong | Drained::TimedOut => {}
+                    Drained::Refused(error) => response = service.error_response(&error),
+                    Drained::Lost => {
+                        service.log(peer, &head.request_line, response.status, None);
+                        return;
+                    }
+                }
+            }
+        }
         let keep_alive = head.keep_alive
             && settings.protocol == Version::HTTP_11
-            && rest_discardable
+            && body_ok
             && !*shutdown.borrow();
         let status = response.status;
         let framing = write::Framing {
@@ -139,9 +155,6 @@ pub async fn serve(
         };
         if !written.keep_alive {
             linger_close(&mut stream).await;
-            return;
-        }
-        if !drain(&mut stream, &mut buf, &mut decoder, settings.io_timeout).await {
             return;
         }
     }
@@ -249,34 +262,54 @@ async fn reject(
     }
 }
 
+/// How discarding an unread request body went.
+enum Drained {
+    /// The body ended; the connection can continue.
+    Done,
+    /// Longer than is worth reading: the connection closes after the
+    /// response.
+    TooLong,
+    /// Not over within its deadline: the connection closes after the
+    /// response.
+    TimedOut,
+    /// Malformed: this is the answer, and the connection closes.
+    Refused(HttpError),
+    /// The client went away.
+    Lost,
+}
+
 /// Reads and discards the rest of a request body, within one I/O timeout
-/// for the whole body (so a trickled body cannot hold the connection);
-/// `false` if the connection cannot continue.
+/// for the whole body (so a trickled body cannot hold the connection).
 async fn drain(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     decoder: &mut BodyDecoder,
     io_timeout: Duration,
-) -> bool {
+) -> Drained {
     let deadline = Instant::now() + io_timeout;
     let mut drained = 0u64;
     loop {
         match decoder.decode(buf) {
-            Ok(Decoded::End) => return true,
+            Ok(Decoded::End) => return Drained::Done,
             Ok(Decoded::Data(bytes)) => {
                 drained += bytes.len() as u64;
                 if drained > MAX_DRAIN {
-                    return false;
+                    decoder.fail("body too long to discard");
+                    return Drained::TooLong;
                 }
             }
             Ok(Decoded::NeedMore) => {
                 buf.reserve(8192);
                 match timeout_at(deadline, stream.read_buf(buf)).await {
                     Ok(Ok(n)) if n > 0 => {}
-                    _ => return false,
+                    Ok(_) => return Drained::Lost,
+                    Err(_) => {
+                        decoder.fail("body timed out");
+                        return Drained::TimedOut;
+                    }
                 }
             }
-            Err(_) => return false,
+            Err(error) => return Drained::Refused(HttpError::BadRequest(error.to_string())),
         }
     }
 }

@@ -165,10 +165,8 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
         };
         return Err(fail(HttpError::BadRequest(why.into())));
     }
-    let keep_alive = match version {
-        Version::HTTP_11 => !facts.close,
-        _ => facts.keep_alive,
-    };
+    // `close` wins over `keep-alive`, in any order (RFC 9112 §9.6).
+    let keep_alive = !facts.close && (version == Version::HTTP_11 || facts.keep_alive);
     let expect_continue = match &facts.expect {
         None => false,
         Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
@@ -432,6 +430,16 @@ mod tests {
         assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: x, close\r\n\r\n").keep_alive);
         assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+        for version in ["1.0", "1.1"] {
+            for value in ["keep-alive, close", "close, keep-alive", "Keep-Alive,CLOSE"] {
+                let raw = format!("GET / HTTP/{version}\r\nHost: x\r\nConnection: {value}\r\n\r\n");
+                assert!(!head(&raw).keep_alive, "{raw:?}");
+            }
+            let raw = format!(
+                "GET / HTTP/{version}\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+            );
+            assert!(!head(&raw).keep_alive, "{raw:?}");
+        }
     }
 
     #[test]

@@ -172,17 +172,38 @@ impl Outbound {
         }
     }
 
-    /// Whether a request to `uri` may be sent.
+    /// Whether a request to `uri` may be sent. The host and port are
+    /// read from the authority exactly as the connector will use it (it
+    /// connects to the authority's text, adding the scheme's port when
+    /// there is none), so what is checked is what is reached: an authority
+    /// with userinfo (`u@host`), whose host a URI parser and a resolver may
+    /// read differently, is refused, and so is any that does not split
+    /// cleanly into host and port.
     pub fn allows(&self, uri: &http::Uri) -> bool {
         let scheme = match uri.scheme_str().and_then(Scheme::parse) {
             Some(scheme) => scheme,
             None => return false,
         };
-        let Some(host) = uri.host() else {
+        let Some(authority) = uri.authority().map(http::uri::Authority::as_str) else {
             return false;
         };
+        if authority.contains('@') {
+            return false;
+        }
+        let Some((host, port)) = split_host_port(authority) else {
+            return false;
+        };
+        let port = match port {
+            None => scheme.default_port(),
+            Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                match digits.parse() {
+                    Ok(port) => port,
+                    Err(_) => return false,
+                }
+            }
+            Some(_) => return false,
+        };
         let host = host.to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or(scheme.default_port());
         self.allowed.iter().any(|p| p.allows(scheme, &host, port))
     }
 }
@@ -254,6 +275,21 @@ mod tests {
         assert!(!allows(p, "http://api.example.com/"));
         assert!(!allows(p, "https://evil.example.com/"));
         assert!(!allows(p, "https://api.example.com.evil.net/"));
+    }
+
+    /// The host checked is the host the connector reaches: userinfo, which
+    /// a URI parser strips and a resolver may not, is refused, as is an
+    /// empty or odd port.
+    #[test]
+    fn the_authority_is_checked_as_it_will_be_connected_to() {
+        let p = &["http://127.0.0.1:8080", "http://allowed.example"];
+        assert!(allows(p, "http://127.0.0.1:8080/"));
+        assert!(!allows(p, "http://u@127.0.0.1:8080/"));
+        assert!(!allows(p, "http://u:pw@127.0.0.1:8080/"));
+        assert!(!allows(p, "http://evil.example@allowed.example/"));
+        assert!(!allows(p, "http://allowed.example:/"));
+        assert!(!allows(p, "http://allowed.example:080x/"));
+        assert!(allows(p, "http://allowed.example:80/"));
     }
 
     #[test]

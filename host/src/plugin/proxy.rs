@@ -96,12 +96,8 @@ impl Proxy {
         outbound: &Outbound,
     ) -> Result<Output, HttpError> {
         let limits = run.limits;
-        if body
-            .declared_length()
-            .is_some_and(|n| n > limits.request_body)
-        {
-            return Err(HttpError::PayloadTooLarge);
-        }
+        body.check_declared(limits.request_body)
+            .map_err(|e| e.to_http_error())?;
         let (upload, guest_body) = match body.declared_length() {
             Some(0) => (None, GuestBody::empty()),
             declared => {
@@ -189,9 +185,8 @@ fn incoming_request(
     body: GuestBody,
 ) -> Result<http::Request<GuestBody>, HttpError> {
     let authority = request
-        .headers
-        .get(header::HOST)
-        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+        .authority()
+        .and_then(|host| http::uri::Authority::try_from(host).ok())
         .map_or_else(|| request.local.to_string(), |a| a.to_string());
     let mut path_and_query = request.path().to_vec();
     if let Some(query) = request.query() {
@@ -327,7 +322,7 @@ impl Upload<'_, '_> {
                     permit.send(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(
                         self.sent,
                     ))));
-                    return Step::Failed(HttpError::PayloadTooLarge);
+                    return Step::Failed(self.body.too_large(self.limit).to_http_error());
                 }
                 permit.send(Ok(chunk));
                 Step::More
@@ -363,6 +358,8 @@ enum Stop {
     BodyFailed(String),
     /// The response outgrew its limit.
     TooLarge,
+    /// Its status cannot end a response (1xx, or past 599).
+    BadStatus(StatusCode),
     /// The client's body failed.
     Client(HttpError),
 }
@@ -391,6 +388,9 @@ impl Exchange<'_, '_> {
             let reading = !head_pending && !self.ended && room;
             tokio::select! {
                 head = &mut self.head, if head_pending => match head {
+                    Ok(Ok(response)) if !response::is_final_status(response.status()) => {
+                        return Err(Stop::BadStatus(response.status()));
+                    }
                     Ok(Ok(response)) => {
                         let (parts, body) = response.into_parts();
                         self.answer = Some((parts, body));
@@ -474,6 +474,13 @@ async fn finish(
                 return Err(HttpError::Upstream(status));
             }
             let why = "returned without setting a response".to_string();
+            return failed(StatusCode::BAD_GATEWAY, Some(why));
+        }
+        Err(Stop::BadStatus(status)) => {
+            let why = format!(
+                "responded with status {}, which cannot end a response (200-599 can)",
+                status.as_u16()
+            );
             return failed(StatusCode::BAD_GATEWAY, Some(why));
         }
         Err(Stop::ErrorCode(code)) => {
