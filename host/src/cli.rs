@@ -58,6 +58,20 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub io_timeout: u64,
 
+    /// Slowest a request body or a response may move, in bytes per second,
+    /// measured over --min-rate-window (as Apache's mod_reqtimeout
+    /// MinRate); a slower client is cut off (408 for a request body).
+    /// 0 turns the floor off
+    #[arg(long, default_value_t = 500, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub min_rate: u64,
+
+    /// Seconds of waiting on the client in which each --min-rate worth of
+    /// a window must move
+    #[arg(long, default_value_t = 20, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub min_rate_window: u64,
+
     /// Directory of WebAssembly plugins: NAME.wasm answers /NAME and below
     /// [default: ./plugins when it exists]
     #[arg(long, value_name = "DIR")]

@@ -15,6 +15,7 @@ use crate::cgi::dirs::{CgiDirs, DEFAULT_DIRS};
 use crate::cgi::scripts::CgiSettings;
 use crate::cli::Args;
 use crate::http1::conn::Settings;
+use crate::http1::pace::MinRate;
 use crate::http1::parse::Limits;
 use crate::plugin;
 
@@ -148,6 +149,10 @@ impl TryFrom<Args> for Config {
                 header_timeout: Duration::from_secs(args.header_timeout),
                 keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
                 io_timeout: Duration::from_secs(args.io_timeout),
+                min_rate: MinRate {
+                    bytes_per_sec: args.min_rate,
+                    window: Duration::from_secs(args.min_rate_window),
+                },
                 protocol,
             },
             plugins,

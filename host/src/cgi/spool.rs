@@ -136,6 +136,7 @@ mod tests {
     use std::io::Read;
 
     use crate::http1::body::BodyDecoder;
+    use crate::http1::pace::{MinRate, Pace};
     use crate::http1::parse::Framing;
 
     /// Spools `wire` (a body framed as `framing`) through a real socket.
@@ -162,7 +163,7 @@ mod tests {
             &mut decoder,
             framing,
             false,
-            std::time::Duration::from_secs(5),
+            Pace::new(MinRate::OFF, std::time::Duration::from_secs(5)),
         );
         let temp = tempfile::tempdir().expect("tempdir");
         let result = spool_into(&mut body, limit, temp.path()).await;

@@ -21,13 +21,11 @@
 //! after its answer. The reader ([`RequestBody`]) marks the decoder failed
 //! for every other body error too (a limit, a timeout, a lost client).
 
-use std::time::Duration;
-
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
+use super::pace::Pace;
 use super::parse::Framing;
 use crate::error::HttpError;
 
@@ -334,8 +332,9 @@ pub enum BodyReadError {
     /// Chunked framing broken (400).
     #[error(transparent)]
     Malformed(#[from] BodyError),
-    /// The client stopped sending (408).
-    #[error("client stopped sending the body")]
+    /// The client stopped sending, or sent slower than the minimum rate
+    /// (408).
+    #[error("client stopped sending the body, or sent it too slowly")]
     TimedOut,
     /// The connection closed or failed.
     #[error("connection lost while reading the body")]
@@ -378,7 +377,8 @@ struct Source<'a> {
     decoder: &'a mut BodyDecoder,
     /// `Expect: 100-continue` not answered yet: answered on the first read.
     continue_pending: bool,
-    io_timeout: Duration,
+    /// Each read within the I/O timeout, the body above the minimum rate.
+    pace: Pace,
 }
 
 impl RequestBody<'static> {
@@ -399,7 +399,7 @@ impl<'a> RequestBody<'a> {
         decoder: &'a mut BodyDecoder,
         framing: Framing,
         expect_continue: bool,
-        io_timeout: Duration,
+        pace: Pace,
     ) -> RequestBody<'a> {
         let declared = match framing {
             Framing::Empty => Some(0),
@@ -413,7 +413,7 @@ impl<'a> RequestBody<'a> {
                 buf,
                 decoder,
                 continue_pending,
-                io_timeout,
+                pace,
             }),
             declared,
         }
@@ -462,11 +462,10 @@ impl<'a> RequestBody<'a> {
         };
         if source.continue_pending {
             source.continue_pending = false;
-            let sent = timeout(
-                source.io_timeout,
-                source.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"),
-            )
-            .await;
+            let sent = source
+                .pace
+                .wait(source.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"))
+                .await;
             if !matches!(sent, Ok(Ok(()))) {
                 return Err(BodyReadError::Closed);
             }
@@ -477,7 +476,7 @@ impl<'a> RequestBody<'a> {
                 Decoded::End => return Ok(None),
                 Decoded::NeedMore => {
                     source.buf.reserve(64 * 1024);
-                    match timeout(source.io_timeout, source.stream.read_buf(source.buf)).await {
+                    match source.pace.io(source.stream.read_buf(source.buf)).await {
                         Ok(Ok(n)) if n > 0 => {}
                         Ok(_) => return Err(BodyReadError::Closed),
                         Err(_) => return Err(BodyReadError::TimedOut),

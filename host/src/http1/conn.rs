@@ -5,8 +5,10 @@
 //!   be complete within the header timeout (an incomplete head gets 408);
 //! - between keep-alive requests the connection may idle for the keep-alive
 //!   timeout, then closes silently;
-//! - every write, and every read of a body being drained, must make progress
-//!   within the I/O timeout.
+//! - every write, and every read of a body, must make progress within the
+//!   I/O timeout, and a body or a response must keep above the minimum
+//!   transfer rate (see [`super::pace`]); a body being discarded must end
+//!   within one I/O timeout.
 //!
 //! A head that cannot be parsed gets its error page with `Connection: close`,
 //! and the connection closes gracefully: the write side is shut and what the
@@ -27,6 +29,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::body::{BodyDecoder, Decoded, RequestBody};
+use super::pace::{MinRate, Pace};
 use super::parse::{Framing, Head, HeadError, Limits, parse_head};
 use super::write::{self, write_response};
 use crate::error::HttpError;
@@ -50,8 +53,17 @@ pub struct Settings {
     pub keep_alive_timeout: Duration,
     /// Time any single read or write may stall.
     pub io_timeout: Duration,
+    /// The slowest a request body or a response may move.
+    pub min_rate: MinRate,
     /// The protocol in status lines; HTTP/1.0 closes after every response.
     pub protocol: Version,
+}
+
+impl Settings {
+    /// A transfer's progress against the timeouts.
+    fn pace(&self) -> Pace {
+        Pace::new(self.min_rate, self.io_timeout)
+    }
 }
 
 enum Next {
@@ -102,7 +114,7 @@ pub async fn serve(
                 &mut decoder,
                 head.framing,
                 head.expect_continue,
-                settings.io_timeout,
+                settings.pace(),
             );
             service.handle(&request, &mut body).await
         };
@@ -143,7 +155,7 @@ pub async fn serve(
             head_only: request.is_head(),
             keep_alive,
         };
-        let written = write_response(&mut stream, response, framing, settings.io_timeout).await;
+        let written = write_response(&mut stream, response, framing, &mut settings.pace()).await;
         service.log(
             peer,
             &head.request_line,
@@ -250,7 +262,7 @@ async fn reject(
         head_only: false,
         keep_alive: false,
     };
-    let written = write_response(stream, response, framing, settings.io_timeout).await;
+    let written = write_response(stream, response, framing, &mut settings.pace()).await;
     service.log(
         peer,
         &rejected.request_line,

@@ -14,9 +14,11 @@
 //!   `HttpError` (400, 414, 431, 501, 505).
 //! - [`body`]: request body framing (`Content-Length`, chunked).
 //! - [`write`]: response head and body framing, `sendfile` for files.
+//! - [`pace`]: the minimum transfer rate of bodies and responses.
 //! - [`conn`]: the keep-alive loop, timeouts, graceful close.
 
 pub mod body;
 pub mod conn;
+pub mod pace;
 pub mod parse;
 pub mod write;

@@ -8,19 +8,18 @@
 //! body). File bodies follow the head with `sendfile(2)`. An unframed
 //! response (an `nph-` script's) goes out untouched and closes the
 //! connection. Every write is
-//! bounded by the I/O timeout, so a client that stops reading cannot hold
-//! the connection open.
+//! bounded by the I/O timeout and the whole response by the minimum
+//! transfer rate ([`Pace`]), so a client that stops reading, or reads a
+//! byte a minute, cannot hold the connection open.
 
+use http::{HeaderMap, StatusCode, Version};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::time::Duration;
-
-use http::{HeaderMap, StatusCode, Version};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
+use super::pace::Pace;
 use crate::response::{Body, BodyStream, Response};
 
 /// The `Server` header value.
@@ -82,10 +81,10 @@ pub async fn write_response(
     stream: &mut TcpStream,
     response: Response,
     mut framing: Framing,
-    io_timeout: Duration,
+    pace: &mut Pace,
 ) -> io::Result<Written> {
     if let Body::Unframed(body) = response.body {
-        return write_unframed(stream, body, io_timeout).await;
+        return write_unframed(stream, body, pace).await;
     }
     let delimiting = if !status_allows_body(response.status) {
         Delimiting::NoBody
@@ -116,12 +115,12 @@ pub async fn write_response(
     match response.body {
         Body::Bytes(bytes) if send_body && bytes.len() <= COALESCE_LIMIT => {
             out.extend_from_slice(&bytes);
-            write_all(stream, &out, io_timeout).await?;
+            write_all(stream, &out, pace).await?;
             body_bytes = bytes.len() as u64;
         }
         Body::Bytes(bytes) if send_body => {
-            write_all(stream, &out, io_timeout).await?;
-            write_all(stream, &bytes, io_timeout).await?;
+            write_all(stream, &out, pace).await?;
+            write_all(stream, &bytes, pace).await?;
             body_bytes = bytes.len() as u64;
         }
         Body::File { file, offset, len } if send_body && len <= COALESCE_LIMIT as u64 => {
@@ -131,16 +130,16 @@ pub async fn write_response(
             let head_len = out.len();
             out.resize(head_len + len as usize, 0);
             file.read_exact_at(&mut out[head_len..], offset)?;
-            write_all(stream, &out, io_timeout).await?;
+            write_all(stream, &out, pace).await?;
             body_bytes = len;
         }
         Body::File { file, offset, len } if send_body => {
-            write_all(stream, &out, io_timeout).await?;
-            send_file(stream, &file, offset, len, io_timeout).await?;
+            write_all(stream, &out, pace).await?;
+            send_file(stream, &file, offset, len, pace).await?;
             body_bytes = len;
         }
         Body::Stream(mut body) if send_body => {
-            write_all(stream, &out, io_timeout).await?;
+            write_all(stream, &out, pace).await?;
             let chunked = delimiting == Delimiting::Chunked;
             // An error from the producer ends the connection here, before
             // the last chunk: the client sees an incomplete response.
@@ -157,14 +156,14 @@ pub async fn write_response(
                 if chunked {
                     out.extend_from_slice(b"\r\n");
                 }
-                write_all(stream, &out, io_timeout).await?;
+                write_all(stream, &out, pace).await?;
                 body_bytes += chunk.len() as u64;
             }
             if chunked {
-                write_all(stream, b"0\r\n\r\n", io_timeout).await?;
+                write_all(stream, b"0\r\n\r\n", pace).await?;
             }
         }
-        _ => write_all(stream, &out, io_timeout).await?,
+        _ => write_all(stream, &out, pace).await?,
     }
     Ok(Written {
         body_bytes,
@@ -177,11 +176,11 @@ pub async fn write_response(
 async fn write_unframed(
     stream: &mut TcpStream,
     mut body: BodyStream,
-    io_timeout: Duration,
+    pace: &mut Pace,
 ) -> io::Result<Written> {
     let mut sent = 0;
     while let Some(chunk) = body.next().await? {
-        write_all(stream, &chunk, io_timeout).await?;
+        write_all(stream, &chunk, pace).await?;
         sent += chunk.len() as u64;
     }
     Ok(Written {
@@ -282,10 +281,14 @@ fn push_title_case(out: &mut Vec<u8>, name: &str) {
     }
 }
 
-async fn write_all(stream: &mut TcpStream, bytes: &[u8], io_timeout: Duration) -> io::Result<()> {
-    timeout(io_timeout, stream.write_all(bytes))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
+async fn write_all(stream: &mut TcpStream, mut bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match pace.io(stream.write(bytes)).await?? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
 }
 
 /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`. A file
@@ -296,16 +299,15 @@ async fn send_file(
     file: &std::fs::File,
     offset: u64,
     len: u64,
-    io_timeout: Duration,
+    pace: &mut Pace,
 ) -> io::Result<()> {
     let stream: &TcpStream = stream;
     let mut position = offset;
     let end = offset + len;
     while position < end {
         let want = (end - position).min(SENDFILE_CHUNK as u64) as usize;
-        timeout(io_timeout, stream.writable())
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        pace.wait(stream.writable()).await??;
+        let before = position;
         let sent = stream.try_io(Interest::WRITABLE, || {
             rustix::fs::sendfile(stream.as_fd(), file.as_fd(), Some(&mut position), want)
                 .map_err(io::Error::from)
@@ -317,7 +319,7 @@ async fn send_file(
                     "file shrank while sending",
                 ));
             }
-            Ok(_) => {}
+            Ok(_) => pace.moved(position - before),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
