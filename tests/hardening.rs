@@ -142,3 +142,185 @@ fn a_slow_reader_is_cut_off_at_the_minimum_rate() {
     // Others are served as before.
     assert_eq!(server.get("/big.bin").body.len(), size);
 }
+
+/// The server's resident memory, open descriptors and threads, sampled
+/// in the background until [`Sampler::stop`].
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Usage>,
+}
+
+/// Peaks seen by a [`Sampler`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    rss_kib: u64,
+    fds: usize,
+    threads: u64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    Usage {
+        rss_kib: field("VmRSS:"),
+        fds,
+        threads: field("Threads:"),
+    }
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = Usage::default();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = usage(pid);
+                peak.rss_kib = peak.rss_kib.max(now.rss_kib);
+                peak.fds = peak.fds.max(now.fds);
+                peak.threads = peak.threads.max(now.threads);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Sampler { stop, thread }
+    }
+
+    fn stop(self) -> Usage {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("sampler")
+    }
+}
+
+/// Runs `attack` against `server` (repeatedly, for about two seconds, in
+/// a thread of its own) while the other routes are asked for, one request
+/// after another; every one of those must be answered as usual. Returns
+/// the attack's last response and the server's peaks beyond its usage
+/// before the attack.
+fn under_attack(server: &Server, attack: &str) -> (Response, Usage) {
+    // Warm up: the routes' first answers (compiles, caches) are not the
+    // attack's doing.
+    assert_eq!(server.get("/file.txt").status, 200);
+    assert_eq!(server.get("/web/status?200").status, 200);
+    let before = usage(server.pid());
+    let sampler = Sampler::start(server.pid());
+    let addr = server.addr;
+    let target = attack.to_string();
+    let attacker = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut last = None;
+        while last.is_none() || started.elapsed() < Duration::from_secs(2) {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            let bytes = support::exchange(addr, raw.as_bytes());
+            last = Some(Response::parse(&bytes, false).expect("attack's response"));
+        }
+        last.expect("one attack")
+    });
+    while !attacker.is_finished() {
+        assert_eq!(
+            server.get("/file.txt").text(),
+            "static file\n",
+            "during {attack}"
+        );
+        assert_eq!(server.get("/web/status?201").status, 201, "during {attack}");
+        assert_eq!(server.get("/echo").status, 200, "during {attack}");
+    }
+    let last = attacker.join().expect("attacker");
+    let peak = sampler.stop();
+    let grew = Usage {
+        rss_kib: peak.rss_kib.saturating_sub(before.rss_kib),
+        fds: peak.fds.saturating_sub(before.fds),
+        threads: peak.threads.saturating_sub(before.threads),
+    };
+    (last, grew)
+}
+
+/// What a guest makes the host hold (header objects, bodies, handles)
+/// lives outside its linear memory: before it was capped, 10,000 header
+/// objects of 120 KiB under a 128 MiB memory cap took the server past
+/// 1.3 GB. Now an object past 64 KiB is refused inside the guest, and
+/// past 1024 handles the instance traps (500): the server stays within
+/// the sum of the caps, and the other routes answer throughout.
+#[test]
+fn a_guest_flooding_the_host_with_objects_stays_within_its_caps() {
+    let (_setup, server) = server(&[]);
+    let bound_kib = (128 + 64 + 64) << 10; // memory + host-side cap + slack
+    let attacks = [
+        // One object past its 64 KiB: refused by trapping the instance.
+        (
+            "/web/fields-flood?122880",
+            "total size of fields exceeds limit",
+        ),
+        // Objects within it, without end: the table fills at 1024.
+        ("/web/fields-flood?61440", "resource table has no free keys"),
+        ("/web/handle-flood", "resource table has no free keys"),
+        ("/web/body-flood", "resource table has no free keys"),
+    ];
+    for (attack, why) in attacks {
+        let (r, grew) = under_attack(&server, attack);
+        eprintln!("{attack}: {grew:?} beyond the server's usage before");
+        assert_eq!(r.status, 500, "{attack}");
+        assert!(
+            grew.rss_kib < bound_kib,
+            "{attack}: RSS grew {} KiB",
+            grew.rss_kib
+        );
+        assert!(grew.fds < 64, "{attack}: {} more descriptors", grew.fds);
+        assert!(grew.threads < 16, "{attack}: {} more threads", grew.threads);
+        server.wait_for_log(|l| {
+            l.starts_with("[plugin web] trapped: host-side limit reached: ") && l.contains(why)
+        });
+    }
+}
+
+/// Each outbound request holds a connection: an instance may have 8 in
+/// flight (the default), and the rest fail inside the guest with
+/// connection-limit-reached. The upstream here accepts and never answers.
+#[test]
+fn a_guest_cannot_open_outbound_requests_without_end() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = upstream.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        upstream.set_nonblocking(true).expect("nonblocking");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            match upstream.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            if held.len() > 64 {
+                break;
+            }
+        }
+        held.len()
+    });
+    let setup = Setup::new()
+        .plugin("echo", "echo")
+        .with(&component("http"), "web")
+        .sidecar("web", "allowed_outbound_hosts = [\"http://127.0.0.1:*\"]\n");
+    let server = setup.start(&[]);
+    server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
+    let before = usage(server.pid());
+    let sampler = Sampler::start(server.pid());
+    let r = server.get(&format!("/web/outbound-flood?http://127.0.0.1:{port}/"));
+    let grew = sampler.stop();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "refused 56 of 64 (64 pending)\n");
+    assert!(
+        grew.fds.saturating_sub(before.fds) < 32,
+        "{} more descriptors",
+        grew.fds.saturating_sub(before.fds)
+    );
+    server.wait_for_log(|l| l.contains("refused: 8 already in flight"));
+    assert_eq!(server.get("/file.txt").status, 200);
+    drop(server);
+    assert!(held.join().expect("upstream") <= 8);
+}

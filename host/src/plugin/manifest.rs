@@ -17,6 +17,9 @@
 //! timeout_secs = 5
 //! request_body_kib = 1024
 //! response_kib = 10240
+//! handles = 1024                    # wasi:http: resources alive at once
+//! header_kib = 64                   # wasi:http: bytes of one header object
+//! outbound_requests = 8             # wasi:http: outbound requests in flight
 //! ```
 //!
 //! Without a sidecar, `NAME.wasm` answers `/NAME` and `/NAME/*`, for every
@@ -75,6 +78,12 @@ pub struct LimitOverrides {
     pub request_body_kib: Option<u64>,
     /// Response body, KiB.
     pub response_kib: Option<u64>,
+    /// Resource handles a component may hold at once.
+    pub handles: Option<u64>,
+    /// KiB of one header-fields object a component builds.
+    pub header_kib: Option<u64>,
+    /// Outbound requests a component may have in flight.
+    pub outbound_requests: Option<u64>,
 }
 
 /// A plugin's validated configuration.
@@ -286,6 +295,9 @@ fn check_limits(limits: &LimitOverrides) -> Result<(), String> {
         ("timeout_secs", limits.timeout_secs, 1, 86_400),
         ("request_body_kib", limits.request_body_kib, 0, 16 << 20),
         ("response_kib", limits.response_kib, 1, 1 << 30),
+        ("handles", limits.handles, 16, 1_000_000),
+        ("header_kib", limits.header_kib, 1, 16 << 10),
+        ("outbound_requests", limits.outbound_requests, 0, 1024),
     ];
     for (name, value, min, max) in ranges {
         if let Some(v) = value

@@ -59,17 +59,39 @@ pub struct Limits {
     pub request_body: u64,
     /// Response body, bytes.
     pub response: u64,
+    /// Resource handles a component may hold at once.
+    pub handles: usize,
+    /// Bytes of one header-fields object a component builds.
+    pub field_bytes: usize,
+    /// Outbound requests a component may have in flight.
+    pub outbound_requests: usize,
 }
 
 impl Limits {
     /// The defaults: `--plugin-timeout` and `--plugin-memory` from the
-    /// command line; 16 MiB of request body and 256 MiB of response.
+    /// command line; 16 MiB of request body and 256 MiB of response; for a
+    /// component, 1024 handles, 64 KiB per header object and 8 outbound
+    /// requests in flight, so that what it makes the host hold stays
+    /// within 64 MiB (1024 × 64 KiB) beside its memory.
     pub fn defaults(timeout: Duration, memory_mib: u64) -> Limits {
         Limits {
             timeout,
             memory: memory_mib << 20,
             request_body: 16 << 20,
             response: 256 << 20,
+            handles: 1024,
+            field_bytes: 64 << 10,
+            outbound_requests: 8,
+        }
+    }
+
+    /// What a component instance may use, on the host side included.
+    pub fn host_caps(&self) -> store::HostCaps {
+        store::HostCaps {
+            memory: self.memory,
+            handles: self.handles,
+            field_bytes: self.field_bytes,
+            outbound: self.outbound_requests,
         }
     }
 
@@ -86,6 +108,17 @@ impl Limits {
                 .request_body_kib
                 .map_or(self.request_body, |k| k << 10),
             response: overrides.response_kib.map_or(self.response, |k| k << 10),
+            handles: overrides
+                .handles
+                .map_or(self.handles, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            field_bytes: overrides.header_kib.map_or(self.field_bytes, |k| {
+                usize::try_from(k << 10).unwrap_or(usize::MAX)
+            }),
+            outbound_requests: overrides
+                .outbound_requests
+                .map_or(self.outbound_requests, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
         }
     }
 }

@@ -11,9 +11,15 @@
 //!
 //! A request that no pattern allows fails inside the guest with
 //! `error-code.HTTP-request-denied`, before any connection is made, and the
-//! server logs which destination was refused.
+//! server logs which destination was refused. An instance may have only so
+//! many requests in flight (each holds a connection and its buffers); one
+//! more fails with `error-code.connection-limit-reached`.
+//!
+//! The same hooks bound what a guest's outgoing bodies buffer on the host:
+//! one chunk of at most [`BODY_CHUNK`] bytes per body.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -161,6 +167,23 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
 pub struct Outbound {
     allowed: Arc<[OutboundPattern]>,
     tag: Arc<str>,
+    /// This instance's requests in flight, and how many it may have.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+/// The most bytes one write to an outgoing body may hand the host (a guest
+/// is told so by `check-write`, and std's writers split their writes by
+/// it); one such chunk is buffered per body.
+pub const BODY_CHUNK: usize = 64 * 1024;
+
+/// Holds one place among an instance's requests in flight.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Outbound {
@@ -169,7 +192,29 @@ impl Outbound {
         Outbound {
             allowed: allowed.into(),
             tag: tag.into(),
+            in_flight: Arc::default(),
+            max_in_flight: 0,
         }
+    }
+
+    /// The same grants for one instance, with at most `max_in_flight`
+    /// requests at once.
+    pub fn for_instance(&self, max_in_flight: usize) -> Outbound {
+        Outbound {
+            in_flight: Arc::default(),
+            max_in_flight,
+            ..self.clone()
+        }
+    }
+
+    /// A place among the requests in flight, if one is free.
+    fn take_place(&self) -> Option<InFlight> {
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_in_flight).then_some(n + 1)
+            });
+        taken.ok().map(|_| InFlight(Arc::clone(&self.in_flight)))
     }
 
     /// Whether a request to `uri` may be sent. The host and port are
@@ -227,15 +272,43 @@ impl WasiHttpHooks for Outbound {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        if self.allows(request.uri()) {
-            return wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
+        if !self.allows(request.uri()) {
+            eprintln!(
+                "{} outbound request to {} denied: not in allowed_outbound_hosts",
+                self.tag,
+                destination(request.uri())
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        eprintln!(
-            "{} outbound request to {} denied: not in allowed_outbound_hosts",
-            self.tag,
-            destination(request.uri())
-        );
-        Box::new(async { Err(Error::HttpRequestDenied) })
+        let Some(place) = self.take_place() else {
+            eprintln!(
+                "{} outbound request to {} refused: {} already in flight",
+                self.tag,
+                destination(request.uri()),
+                self.max_in_flight
+            );
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
+        let sent = wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
+        // The place is held until the response has come and its body has
+        // been read (the connection's own future ends), or until either is
+        // dropped.
+        Box::new(async move {
+            let (response, io) = Box::into_pin(sent).await?;
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async move {
+                let _place = place;
+                Box::into_pin(io).await
+            });
+            Ok((response, io))
+        })
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
     }
 }
 

@@ -141,7 +141,7 @@ impl Proxy {
         let mut wasi = sandbox(run)?;
         wasi.envs(&run.grants.env)
             .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
-        let state = ComponentState::new(wasi.build(), outbound.clone(), run.limits.memory);
+        let state = ComponentState::new(wasi.build(), outbound, run.limits.host_caps());
         let timeout = run.limits.timeout;
         let memory = run.limits.memory;
         let mut store = new_store(runtime, state, Instant::now() + timeout);

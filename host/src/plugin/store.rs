@@ -47,16 +47,37 @@ pub struct ComponentState {
     pub caps: Caps,
 }
 
+/// What a component instance may make the host hold, beside its linear
+/// memory: the host side of every resource (header fields, bodies, streams,
+/// requests) lives outside the guest's memory and its cap, so it is capped
+/// here. The worst case is `handles` × the larger of `field_bytes` and a
+/// body chunk ([`super::outbound::BODY_CHUNK`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCaps {
+    /// Linear memory, bytes, over all of the instance's memories.
+    pub memory: u64,
+    /// Resource handles alive at once (the resource table's capacity).
+    pub handles: usize,
+    /// Bytes of one header-fields object the guest builds.
+    pub field_bytes: usize,
+    /// Outbound requests in flight at once.
+    pub outbound: usize,
+}
+
 impl ComponentState {
     /// A component's state: `wasi`, outbound requests as `outbound`
-    /// allows, memory capped at `memory_limit` bytes.
-    pub fn new(wasi: WasiCtx, outbound: Outbound, memory_limit: u64) -> ComponentState {
+    /// allows, memory and host-side state capped by `caps`.
+    pub fn new(wasi: WasiCtx, outbound: &Outbound, caps: HostCaps) -> ComponentState {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(caps.handles);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(caps.field_bytes);
         ComponentState {
             wasi,
-            http: WasiHttpCtx::new(),
-            outbound,
-            table: ResourceTable::new(),
-            caps: Caps::component(memory_limit),
+            http,
+            outbound: outbound.for_instance(caps.outbound),
+            table,
+            caps: Caps::component(caps.memory),
         }
     }
 }

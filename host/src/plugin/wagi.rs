@@ -29,12 +29,13 @@ use anyhow::{anyhow, bail};
 use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::oneshot;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ResourceTableError};
 use wasmtime::{InstancePre, Module, Trap};
 use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::FieldMapError;
 
 use super::engine::Runtime;
 use super::outbound::Outbound;
@@ -175,7 +176,8 @@ impl Wagi {
             }
             Pre::Command(pre) => {
                 // A command sends no outbound requests.
-                let state = ComponentState::new(wasi.build(), Outbound::default(), limits.memory);
+                let state =
+                    ComponentState::new(wasi.build(), &Outbound::default(), limits.host_caps());
                 Job::Command(pre.clone(), new_store(runtime, state, deadline))
             }
         };
@@ -291,13 +293,20 @@ pub fn judge(
             format!("memory limit of {} MiB reached", memory >> 20),
         );
     }
+    // What it made the host hold is capped too (see `store::HostCaps`).
+    if caused_by::<ResourceTableError>(&error) || caused_by::<FieldMapError>(&error) {
+        return failed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("trapped: host-side limit reached: {}", error.root_cause()),
+        );
+    }
     let reason = match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
         Some(Trap::UnreachableCodeReached) => {
             "trapped: unreachable (a panic or an abort)".to_string()
         }
         Some(trap) => format!("trapped: {trap}"),
-        None => format!("failed: {}", first_line(&format!("{error:#}"))),
+        None => format!("failed: {}", first_line(&error.root_cause().to_string())),
     };
     failed(StatusCode::INTERNAL_SERVER_ERROR, reason)
 }

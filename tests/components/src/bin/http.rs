@@ -7,7 +7,13 @@
 //! - `env`: its environment in the body; lines to stdout and stderr;
 //! - `fetch?URL`: GETs URL and answers with what came back, or the error;
 //! - `panic`, `late-panic` (after 256 KiB of body), `spin`, `hog`, `none`
-//!   (no response), `error` (an error code instead of a response).
+//!   (no response), `error` (an error code instead of a response);
+//! - attacks through host calls, each answering with how far it got if the
+//!   host stops it without a trap: `fields-flood?N` (header objects of N
+//!   bytes each, kept, without end), `handle-flood` (empty header objects
+//!   without end), `body-flood` (responses whose bodies each hold a full
+//!   write, without end), `outbound-flood?URL` (64 requests to URL at once:
+//!   how many the host refused).
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
@@ -73,6 +79,15 @@ fn respond(out: ResponseOutparam, status: u16, text: &str) {
     let body = start(out, status, &[("content-type", "text/plain")]);
     write_all(&body, text.as_bytes());
     OutgoingBody::finish(body, None).expect("finish");
+}
+
+/// `http://authority/path` → (authority, path).
+fn split_url(url: &str) -> (&str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    }
 }
 
 fn fetch(url: &str) -> String {
@@ -221,6 +236,69 @@ impl wasip2::exports::http::incoming_handler::Guest for Handler {
                 loop {
                     hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
                 }
+            }
+            "fields-flood" => {
+                let size: usize = query.parse().unwrap_or(120 << 10);
+                let entry = vec![("x-flood".to_string(), vec![b'a'; size])];
+                let mut kept = Vec::new();
+                let why = loop {
+                    match Fields::from_list(&entry) {
+                        Ok(fields) => kept.push(fields),
+                        Err(e) => break format!("{e:?}"),
+                    }
+                };
+                let made = kept.len();
+                drop(kept);
+                respond(out, 200, &format!("made {made} header objects, then {why}\n"));
+            }
+            "handle-flood" => {
+                let mut kept = Vec::new();
+                loop {
+                    kept.push(Fields::new());
+                }
+            }
+            "body-flood" => {
+                let chunk = vec![b'b'; 1 << 20];
+                let mut kept = Vec::new();
+                loop {
+                    let response = OutgoingResponse::new(Fields::new());
+                    let body = response.body().expect("body");
+                    let stream = body.write().expect("stream");
+                    // As much as the host will take in one write.
+                    let permitted = stream.check_write().unwrap_or(0) as usize;
+                    let _ = stream.write(&chunk[..permitted.min(chunk.len())]);
+                    kept.push((response, body, stream));
+                }
+            }
+            "outbound-flood" => {
+                let mut refused = 0;
+                let mut pending = Vec::new();
+                for _ in 0..64 {
+                    let (authority, path) = split_url(query);
+                    let request = OutgoingRequest::new(Fields::new());
+                    request.set_scheme(Some(&Scheme::Http)).expect("scheme");
+                    request.set_authority(Some(authority)).expect("authority");
+                    request.set_path_with_query(Some(path)).expect("path");
+                    match outgoing_handler::handle(request, None) {
+                        Ok(future) => pending.push(future),
+                        Err(ErrorCode::ConnectionLimitReached) => refused += 1,
+                        Err(other) => return respond(out, 500, &format!("{other:?}")),
+                    }
+                }
+                // A refused request's future resolves at once; the others
+                // wait on an upstream that never answers.
+                for future in &pending {
+                    let ready = future.subscribe();
+                    let timer = wasip2::clocks::monotonic_clock::subscribe_duration(50_000_000);
+                    wasip2::io::poll::poll(&[&ready, &timer]);
+                    drop(ready);
+                    if let Some(Ok(Err(ErrorCode::ConnectionLimitReached))) = future.get() {
+                        refused += 1;
+                    }
+                }
+                let waited = pending.len();
+                drop(pending);
+                respond(out, 200, &format!("refused {refused} of 64 ({waited} pending)\n"));
             }
             "none" => drop(out),
             "error" => ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("on purpose".into())))),
