@@ -324,3 +324,101 @@ fn a_guest_cannot_open_outbound_requests_without_end() {
     drop(server);
     assert!(held.join().expect("upstream") <= 8);
 }
+
+/// 16 requests at once to a plugin whose instances reserve 64 MiB each,
+/// under a guest-memory budget of 256 MiB: 4 run, the others are answered
+/// at once with 503 and Retry-After instead of queueing memory the machine
+/// may not have; once they end, the budget is whole again.
+#[test]
+fn concurrent_instances_past_the_guest_memory_budget_get_503() {
+    let (_setup, server) = server(&["--plugin-memory", "64", "--guest-memory-budget", "256"]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let raw = b"GET /web/sleep?1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+                Response::parse(&support::exchange(addr, raw), false).expect("response")
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .collect();
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let busy: Vec<&Response> = answers.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(
+        ok + busy.len(),
+        16,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!((1..=4).contains(&ok), "{ok} ran at once within 4 x 64 MiB");
+    assert!(busy.len() >= 12);
+    for r in busy {
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(r.text().contains("guest memory budget"), "{}", r.text());
+    }
+    // Static files never wait on the budget; the plugin answers again.
+    assert_eq!(server.get("/file.txt").status, 200);
+    assert_eq!(server.get("/web/sleep?10").status, 200);
+    assert_eq!(server.get("/echo").status, 200);
+}
+
+/// Sends the head and `sent` bytes of a `len`-byte body to `target`, and
+/// leaves the rest to the caller.
+fn start_upload(server: &Server, target: &str, len: usize, sent: usize) -> std::net::TcpStream {
+    let mut stream = server.connect();
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(&vec![b'u'; sent]).expect("send body");
+    stream
+}
+
+/// Bodies held in memory for guests (a CGI-over-WASI plugin's stdin) and
+/// bodies spooled to disk for CGI scripts each share a server-wide
+/// budget: while one upload holds most of it, the next is answered 503
+/// (and its connection closed, its body unread); the first completes,
+/// and then there is room again.
+#[test]
+fn uploads_past_the_body_and_spool_budgets_get_503() {
+    let (_setup, server) = server(&["--body-budget", "1", "--spool-budget", "1"]);
+    for (target, what) in [
+        ("/echo", "buffered bodies"),
+        ("/cgi-bin/echo.sh", "spooled bodies"),
+    ] {
+        let len = 700 << 10;
+        // The first holds 700 KiB of the 1 MiB (declared, or written).
+        let mut first = start_upload(&server, target, len, len - 1);
+        std::thread::sleep(Duration::from_millis(500));
+        let mut second = start_upload(&server, target, len, 0);
+        let _ = second.write_all(&vec![b'v'; len]);
+        let r = Response::parse(&support::read_to_close(&mut second), false).expect("second");
+        assert_eq!(r.status, 503, "{target}");
+        assert_eq!(r.header("retry-after"), Some("1"), "{target}");
+        assert_eq!(r.header("connection"), Some("close"), "{target}");
+        assert!(
+            r.text().contains(&format!("{what} budget")),
+            "{target}: {}",
+            r.text()
+        );
+        first.write_all(b"u").expect("the last byte");
+        let r = Response::parse(&support::read_to_close(&mut first), false).expect("first");
+        assert_eq!(r.status, 200, "{target}");
+        let body = match r.header("transfer-encoding") {
+            Some("chunked") => support::dechunk(&r.body).expect("whole chunked body"),
+            _ => r.body.clone(),
+        };
+        assert!(body.ends_with(&vec![b'u'; 1000]), "{target}");
+        // Given back: the same upload fits again.
+        let mut third = start_upload(&server, target, len, len);
+        let r = Response::parse(&support::read_to_close(&mut third), false).expect("third");
+        assert_eq!(r.status, 200, "{target} after the others ended");
+    }
+    // A declared body larger than the whole budget is refused at once.
+    let mut big = start_upload(&server, "/echo", 2 << 20, 0);
+    let r = Response::parse(&support::read_to_close(&mut big), false).expect("big");
+    assert_eq!(r.status, 503);
+}

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::budget;
+
 /// Serve a directory over HTTP, like `python -m http.server`.
 #[derive(Debug, Parser)]
 #[command(name = "wasmhttpd", version, about, max_term_width = 100)]
@@ -113,6 +115,26 @@ pub struct Args {
     #[arg(long, default_value_t = 1024, value_name = "MIB",
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub cgi_max_body: u64,
+
+    /// MiB of guest memory all plugin instances together may reserve (each
+    /// reserves its whole memory cap while it runs); past it, 503. By
+    /// default half of this machine's memory
+    #[arg(long, value_name = "MIB", default_value_t = budget::default_guest_memory_mib(),
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub guest_memory_budget: u64,
+
+    /// MiB of request bodies (and held responses) all requests together may
+    /// buffer in memory; past it, 503. By default an eighth of this
+    /// machine's memory
+    #[arg(long, value_name = "MIB", default_value_t = budget::default_bodies_mib(),
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub body_budget: u64,
+
+    /// MiB of request bodies all CGI scripts together may have spooled to
+    /// $TMPDIR; past it, 503. By default half the space free there at start
+    #[arg(long, value_name = "MIB", default_value_t = budget::default_spool_mib(),
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub spool_budget: u64,
 
     /// Seconds requests in flight may take to finish after SIGINT or SIGTERM
     #[arg(long, default_value_t = 10, value_name = "SECS",

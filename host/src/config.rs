@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use http::Version;
 
+use crate::budget::Budgets;
 use crate::cgi::dirs::{CgiDirs, DEFAULT_DIRS};
 use crate::cgi::scripts::CgiSettings;
 use crate::cli::Args;
@@ -54,6 +55,8 @@ pub struct Config {
     pub cgi: Option<CgiSettings>,
     /// Where compiled WebAssembly is cached, if anywhere.
     pub compile_cache: Option<CompileCache>,
+    /// What all requests together may hold.
+    pub budgets: Budgets,
 }
 
 /// The on-disk cache of compiled WebAssembly.
@@ -162,6 +165,11 @@ impl TryFrom<Args> for Config {
             ),
             cgi,
             compile_cache,
+            budgets: Budgets::new(
+                args.guest_memory_budget,
+                args.body_budget,
+                args.spool_budget,
+            ),
         })
     }
 }

@@ -61,6 +61,10 @@ pub enum HttpError {
     /// any more (one whose compile failed as the request came).
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503 with `Retry-After`: a server-wide budget (guest memory, buffered
+    /// or spooled bodies) is in use by the requests already running.
+    #[error("Server busy: its {0} budget is in use; retry shortly")]
+    Overloaded(&'static str),
     /// 501: no backend answers this method (`Unsupported method ('X')`).
     #[error("Unsupported method ({})", py_repr(.0))]
     UnsupportedMethod(String),
@@ -88,14 +92,20 @@ impl HttpError {
                 StatusCode::NOT_IMPLEMENTED
             }
             HttpError::VersionNotSupported(_) => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Unavailable(_) | HttpError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Upstream(status) => *status,
         }
     }
 
     /// Python's error page for this error.
     pub fn to_response(&self) -> Response {
-        error_page(self.status(), &self.to_string())
+        let mut response = error_page(self.status(), &self.to_string());
+        if let HttpError::Overloaded(_) = self {
+            response
+                .headers
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -12,6 +12,7 @@
 //! path are [`error::HttpError`]s, each answered with Python's error page.
 
 pub mod access_log;
+pub mod budget;
 pub mod cgi;
 pub mod cli;
 pub mod clock;

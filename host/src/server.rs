@@ -115,7 +115,9 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         .with_context(|| format!("cannot open {}", config.directory.display()))?;
     // One engine for plugins and `.wasm` CGI scripts.
     let runtime = if config.plugins.is_some() || config.cgi.is_some() {
-        Some(Arc::new(Runtime::new(config.compile_cache.as_ref())?))
+        Some(Arc::new(
+            Runtime::new(config.compile_cache.as_ref())?.with_budgets(config.budgets.clone()),
+        ))
     } else {
         None
     };
@@ -140,6 +142,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
             settings.clone(),
             WasmScripts::new(Arc::clone(runtime), config.plugin_limits),
             Spawner::start().context("cannot start the CGI spawner")?,
+            Arc::clone(&config.budgets.spool),
         )),
         _ => None,
     };

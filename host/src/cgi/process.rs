@@ -42,6 +42,7 @@ use super::spawner::wire::Spawn;
 use super::spawner::{Running, Spawner};
 use super::spool::Stdin;
 use super::stderr::StderrLog;
+use crate::budget::Share;
 use crate::response::Failure;
 
 /// The server's environment variables a program may see (besides the
@@ -61,6 +62,9 @@ pub struct Program<'a> {
     pub env: &'a [(String, String)],
     /// The request body.
     pub stdin: Stdin,
+    /// What the body holds of the server's spool budget: held until the
+    /// program ends (it may read its stdin to the last moment).
+    pub hold: Share,
     /// What its log lines start with: `[cgi /cgi-bin/x]`.
     pub tag: &'a str,
     /// How long it may run.
@@ -128,7 +132,9 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
     let timeout = program.timeout;
     let tag = program.tag.to_string();
     let (report, outcome) = oneshot::channel();
+    let hold = program.hold;
     let task = tokio::spawn(async move {
+        let _hold = hold;
         let mut group = KillOnDrop {
             running,
             armed: true,

@@ -8,6 +8,7 @@
 //! same reader as a plugin's ([`super::output`]): held until it is known to
 //! be good, then streamed; or passed through whole for an `nph-` script.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -20,6 +21,7 @@ use super::process::{self, Program};
 use super::spawner::Spawner;
 use super::spool::spool;
 use super::wasm::WasmScripts;
+use crate::budget::Budget;
 use crate::error::HttpError;
 use crate::fs_root::Root;
 use crate::http1::body::RequestBody;
@@ -45,16 +47,24 @@ pub struct CgiScripts {
     settings: CgiSettings,
     wasm: WasmScripts,
     spawner: Spawner,
+    /// The server's budget for spooled bodies.
+    spool: Arc<Budget>,
 }
 
 impl CgiScripts {
     /// Scripts in `settings.dirs`; `.wasm` ones run with `wasm`, the
     /// others are started by `spawner`.
-    pub fn new(settings: CgiSettings, wasm: WasmScripts, spawner: Spawner) -> CgiScripts {
+    pub fn new(
+        settings: CgiSettings,
+        wasm: WasmScripts,
+        spawner: Spawner,
+        spool: Arc<Budget>,
+    ) -> CgiScripts {
         CgiScripts {
             settings,
             wasm,
             spawner,
+            spool,
         }
     }
 
@@ -111,7 +121,7 @@ impl CgiScripts {
         located: &Located,
         tag: &str,
     ) -> Result<Produced, HttpError> {
-        let spooled = spool(body, self.settings.max_body).await?;
+        let spooled = spool(body, self.settings.max_body, &self.spool).await?;
         let path = root.path().join(&located.relative);
         let script = Script {
             script_name: &located.script_name,
@@ -128,6 +138,7 @@ impl CgiScripts {
             args: command_line(request),
             env: &env,
             stdin: spooled.stdin,
+            hold: spooled.held,
             tag,
             timeout: self.settings.timeout,
         };
@@ -155,7 +166,7 @@ impl CgiScripts {
         located: &Located,
         tag: &str,
     ) -> Result<Produced, HttpError> {
-        let stdin = read_body(body, self.wasm.limits()).await?;
+        let stdin = read_body(body, self.wasm.limits(), self.wasm.runtime()).await?;
         let module = self
             .wasm
             .module(root, &located.relative, &located.metadata)

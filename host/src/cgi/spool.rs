@@ -10,11 +10,13 @@
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rustix::fs::{Mode, OFlags};
 use tokio::io::AsyncWriteExt;
 
+use crate::budget::{Budget, Share};
 use crate::error::HttpError;
 use crate::http1::body::RequestBody;
 
@@ -39,18 +41,30 @@ pub struct Spooled {
     pub stdin: Stdin,
     /// Its length in bytes (0 for no body).
     pub len: u64,
+    /// What its file holds of the server's spool budget, to be held as
+    /// long as the file is open (by the script, until it ends).
+    pub held: Share,
 }
 
-/// Reads the whole of `body`, refusing (413) more than `limit` bytes.
-pub async fn spool(body: &mut RequestBody<'_>, limit: u64) -> Result<Spooled, HttpError> {
-    spool_into(body, limit, &std::env::temp_dir()).await
+/// Reads the whole of `body`, refusing (413) more than `limit` bytes, and
+/// (503) more than the spool `budget` has free.
+pub async fn spool(
+    body: &mut RequestBody<'_>,
+    limit: u64,
+    budget: &Arc<Budget>,
+) -> Result<Spooled, HttpError> {
+    spool_into(body, limit, budget, &std::env::temp_dir()).await
 }
 
 async fn spool_into(
     body: &mut RequestBody<'_>,
     limit: u64,
+    budget: &Arc<Budget>,
     temp_dir: &Path,
 ) -> Result<Spooled, HttpError> {
+    let mut held = budget
+        .share(0)
+        .ok_or(HttpError::Overloaded(budget.what()))?;
     body.check_declared(limit).map_err(|e| e.to_http_error())?;
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;
@@ -63,6 +77,14 @@ async fn spool_into(
         if file.is_none() && memory.len() + chunk.len() <= IN_MEMORY {
             memory.extend_from_slice(&chunk);
             continue;
+        }
+        let on_disk = if file.is_none() {
+            memory.len() + chunk.len()
+        } else {
+            chunk.len()
+        };
+        if !held.grow(on_disk as u64) {
+            return Err(body.over_budget(&held).to_http_error());
         }
         let spool = match &mut file {
             Some(spool) => spool,
@@ -97,7 +119,7 @@ async fn spool_into(
         None if len == 0 => Stdin::Empty,
         None => Stdin::Memory(memory.freeze()),
     };
-    Ok(Spooled { stdin, len })
+    Ok(Spooled { stdin, len, held })
 }
 
 /// A file in `dir` with no name: it disappears when closed. Where the file
@@ -145,6 +167,15 @@ mod tests {
         wire: Vec<u8>,
         limit: u64,
     ) -> Result<(Vec<u8>, u64, &'static str), String> {
+        spooled_within(framing, wire, limit, &Budget::unlimited("spool")).await
+    }
+
+    async fn spooled_within(
+        framing: Framing,
+        wire: Vec<u8>,
+        limit: u64,
+        budget: &Arc<Budget>,
+    ) -> Result<(Vec<u8>, u64, &'static str), String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -166,9 +197,10 @@ mod tests {
             Pace::new(MinRate::OFF, std::time::Duration::from_secs(5)),
         );
         let temp = tempfile::tempdir().expect("tempdir");
-        let result = spool_into(&mut body, limit, temp.path()).await;
+        let result = spool_into(&mut body, limit, budget, temp.path()).await;
         drop(client.await);
-        let Spooled { stdin, len } = result.map_err(|e| e.to_string())?;
+        let Spooled { stdin, len, held } = result.map_err(|e| e.to_string())?;
+        assert_eq!(held.held(), if len as usize > IN_MEMORY { len } else { 0 });
         let (content, kind) = match stdin {
             Stdin::Empty => (Vec::new(), "empty"),
             Stdin::Memory(bytes) => (bytes.to_vec(), "memory"),
@@ -204,6 +236,24 @@ mod tests {
 
         let (_, len, kind) = spooled(Framing::Empty, Vec::new(), 10).await.expect("none");
         assert_eq!((len, kind), (0, "empty"));
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_spool_budget_is_refused_and_its_share_given_back() {
+        let budget = Budget::new("spooled bodies", 200_000);
+        let large = vec![b'x'; 300_000];
+        let refused = spooled_within(Framing::Length(300_000), large, 1 << 20, &budget).await;
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("Server busy: its spooled bodies budget is in use; retry shortly")
+        );
+        assert_eq!(budget.used(), 0);
+        let fits = vec![b'y'; 150_000];
+        let (_, len, kind) = spooled_within(Framing::Length(150_000), fits, 1 << 20, &budget)
+            .await
+            .expect("within the budget");
+        assert_eq!((len, kind), (150_000, "file"));
+        assert_eq!(budget.used(), 0, "given back when the file is closed");
     }
 
     #[tokio::test]

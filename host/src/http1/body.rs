@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 
 use super::pace::Pace;
 use super::parse::Framing;
+use crate::budget::Share;
 use crate::error::HttpError;
 
 /// Most bytes of chunk extensions (whitespace after sizes included) in one
@@ -339,6 +340,9 @@ pub enum BodyReadError {
     /// The connection closed or failed.
     #[error("connection lost while reading the body")]
     Closed,
+    /// Holding it would exceed a server-wide budget (503).
+    #[error("the {0} budget is in use")]
+    Overloaded(&'static str),
 }
 
 impl BodyReadError {
@@ -349,6 +353,7 @@ impl BodyReadError {
             BodyReadError::Malformed(_) => "malformed body",
             BodyReadError::TimedOut => "body timed out",
             BodyReadError::Closed => "connection lost",
+            BodyReadError::Overloaded(_) => "over budget",
         }
     }
 
@@ -358,6 +363,7 @@ impl BodyReadError {
             BodyReadError::TooLarge(_) => HttpError::PayloadTooLarge,
             BodyReadError::Malformed(e) => HttpError::BadRequest(e.to_string()),
             BodyReadError::TimedOut | BodyReadError::Closed => HttpError::RequestTimeout,
+            BodyReadError::Overloaded(what) => HttpError::Overloaded(what),
         }
     }
 }
@@ -487,17 +493,40 @@ impl<'a> RequestBody<'a> {
     }
 
     /// The whole body, refused (before reading any of it, when the client
-    /// declared its length) if it is longer than `limit` bytes.
-    pub async fn read_to_end(&mut self, limit: u64) -> Result<Bytes, BodyReadError> {
+    /// declared its length) if it is longer than `limit` bytes, held in
+    /// memory within `share` of the server's budget for bodies.
+    pub async fn read_to_end(
+        &mut self,
+        limit: u64,
+        share: &mut Share,
+    ) -> Result<Bytes, BodyReadError> {
         self.check_declared(limit)?;
-        let mut body = BytesMut::with_capacity(self.declared.unwrap_or(0).min(limit) as usize);
+        // A declared length is held at once; a chunked body as it grows.
+        let mut reserved = self.declared.unwrap_or(0);
+        if !share.grow(reserved) {
+            return Err(self.over_budget(share));
+        }
+        let mut body = BytesMut::with_capacity(reserved as usize);
         while let Some(chunk) = self.chunk().await? {
-            if (body.len() + chunk.len()) as u64 > limit {
+            let len = (body.len() + chunk.len()) as u64;
+            if len > limit {
                 return Err(self.too_large(limit));
+            }
+            if len > reserved {
+                if !share.grow(len - reserved) {
+                    return Err(self.over_budget(share));
+                }
+                reserved = len;
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body.freeze())
+    }
+
+    /// Refuses the body as more than the server can hold now.
+    pub fn over_budget(&mut self, share: &Share) -> BodyReadError {
+        self.fail("over budget");
+        BodyReadError::Overloaded(share.what())
     }
 }
 

@@ -20,7 +20,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::Semaphore;
 
+use crate::budget::{Budgets, Share};
 use crate::config::CompileCache;
+use crate::error::HttpError;
 use wasmtime::{
     Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, Linker,
     PoolingAllocationConfig, component,
@@ -54,6 +56,7 @@ pub struct Runtime {
     pooling: bool,
     ticker: Arc<AtomicBool>,
     cache: Option<Cache>,
+    budgets: Budgets,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -141,6 +144,7 @@ impl Runtime {
             pooling,
             ticker,
             cache,
+            budgets: Budgets::unlimited(),
         })
     }
 
@@ -163,6 +167,27 @@ impl Runtime {
         self.component_linker
             .instantiate_pre(component)
             .map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))
+    }
+
+    /// The same runtime, with these server-wide budgets (unlimited until
+    /// then).
+    pub fn with_budgets(mut self, budgets: Budgets) -> Runtime {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The server-wide budgets.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// Reserves an instance's memory cap from the guest-memory budget, for
+    /// as long as the share is held; 503 when it is in use.
+    pub fn reserve_memory(&self, bytes: u64) -> Result<Share, HttpError> {
+        self.budgets
+            .guest_memory
+            .share(bytes)
+            .ok_or(HttpError::Overloaded("guest memory"))
     }
 
     /// The slots instances run in: hold a permit while an instance lives.

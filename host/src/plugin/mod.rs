@@ -312,7 +312,7 @@ impl Plugin {
         };
         match executor {
             Executor::Wagi(wagi) => {
-                let stdin = read_body(body, &self.limits).await?;
+                let stdin = read_body(body, &self.limits, runtime).await?;
                 let produced = wagi.serve(runtime, request, stdin, run)?;
                 collect(produced, self.limits.response)
                     .await

@@ -51,6 +51,7 @@ use super::engine::Runtime;
 use super::outbound::Outbound;
 use super::store::{ComponentState, new_store};
 use super::wagi::{Invocation, judge, sandbox};
+use crate::budget::Share;
 use crate::cgi::output::{AbortOnDrop, COMMIT_THRESHOLD, Output};
 use crate::cgi::response::SET_BY_SERVER;
 use crate::cgi::stderr::StderrLog;
@@ -106,9 +107,15 @@ impl Proxy {
             }
         };
         let incoming = incoming_request(request, &run, guest_body)?;
+        let memory = runtime.reserve_memory(limits.memory)?;
+        let held = runtime
+            .budgets()
+            .bodies
+            .share(0)
+            .ok_or(HttpError::Overloaded("buffered bodies"))?;
         let (head_sender, head) = oneshot::channel();
         let (outcome, producer) = self
-            .start(runtime, &run, outbound, incoming, head_sender)
+            .start(runtime, &run, outbound, incoming, head_sender, memory)
             .map_err(|error| {
                 eprintln!("{} {error:#}", run.tag);
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
@@ -124,6 +131,7 @@ impl Proxy {
             head,
             answer: None,
             buffered: BytesMut::new(),
+            held,
             ended: false,
         };
         let result = exchange.run(limits.response).await;
@@ -137,6 +145,7 @@ impl Proxy {
         outbound: &Outbound,
         incoming: http::Request<GuestBody>,
         head: oneshot::Sender<Head>,
+        memory_share: Share,
     ) -> anyhow::Result<(Outcome, tokio::task::AbortHandle)> {
         let mut wasi = sandbox(run)?;
         wasi.envs(&run.grants.env)
@@ -150,6 +159,8 @@ impl Proxy {
         let tag = run.tag.to_string();
         let (report, outcome) = oneshot::channel();
         let task = tokio::spawn(async move {
+            // The instance's memory cap is held of the budget while it lives.
+            let _memory = memory_share;
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
@@ -344,6 +355,8 @@ struct Exchange<'b, 'c> {
     answer: Option<(http::response::Parts, HyperOutgoingBody)>,
     /// Response body read so far.
     buffered: BytesMut,
+    /// Its share of the server's budget for buffered bodies.
+    held: Share,
     /// Whether the response body has ended.
     ended: bool,
 }
@@ -360,6 +373,9 @@ enum Stop {
     TooLarge,
     /// Its status cannot end a response (1xx, or past 599).
     BadStatus(StatusCode),
+    /// Holding more of it would exceed the server's budget for buffered
+    /// bodies.
+    Overloaded,
     /// The client's body failed.
     Client(HttpError),
 }
@@ -401,6 +417,9 @@ impl Exchange<'_, '_> {
                 frame = next_frame(&mut self.answer), if reading => match frame {
                     None => self.ended = true,
                     Some(Ok(data)) => {
+                        if !self.held.grow(data.len() as u64) {
+                            return Err(Stop::Overloaded);
+                        }
                         self.buffered.extend_from_slice(&data);
                         if self.buffered.len() as u64 > limit {
                             return Err(Stop::TooLarge);
@@ -476,6 +495,7 @@ async fn finish(
             let why = "returned without setting a response".to_string();
             return failed(StatusCode::BAD_GATEWAY, Some(why));
         }
+        Err(Stop::Overloaded) => return Err(HttpError::Overloaded("buffered bodies")),
         Err(Stop::BadStatus(status)) => {
             let why = format!(
                 "responded with status {}, which cannot end a response (200-599 can)",

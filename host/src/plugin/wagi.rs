@@ -43,6 +43,7 @@ use super::store::{
     Caps, ComponentState, DeadlineExceeded, GuestState, MemoryLimitReached, new_store,
 };
 use super::{Grants, Limits};
+use crate::budget::Share;
 use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::Produced;
 use crate::cgi::stderr::StderrLog;
@@ -89,11 +90,31 @@ pub struct Invocation<'a> {
     pub path_info: &'a str,
 }
 
-/// A request's body, for a module's stdin: 413 beyond `limits`.
-pub async fn read_body(body: &mut RequestBody<'_>, limits: &Limits) -> Result<Bytes, HttpError> {
-    body.read_to_end(limits.request_body)
+/// A request's body read whole for a guest's stdin, and the share of the
+/// server's budget for buffered bodies it holds until the guest ends.
+#[derive(Debug)]
+pub struct Buffered {
+    bytes: Bytes,
+    held: Share,
+}
+
+/// A request's body, for a module's stdin: 413 beyond `limits`, 503 past
+/// the server's budget for buffered bodies.
+pub async fn read_body(
+    body: &mut RequestBody<'_>,
+    limits: &Limits,
+    runtime: &Runtime,
+) -> Result<Buffered, HttpError> {
+    let mut held = runtime
+        .budgets()
+        .bodies
+        .share(0)
+        .ok_or(HttpError::Overloaded("buffered bodies"))?;
+    let bytes = body
+        .read_to_end(limits.request_body, &mut held)
         .await
-        .map_err(|e| e.to_http_error())
+        .map_err(|e| e.to_http_error())?;
+    Ok(Buffered { bytes, held })
 }
 
 impl Wagi {
@@ -135,20 +156,22 @@ impl Wagi {
         &self,
         runtime: &Arc<Runtime>,
         request: &Request,
-        stdin: Bytes,
+        stdin: Buffered,
         run: Invocation<'_>,
     ) -> Result<Produced, HttpError> {
         let script = Script {
             script_name: run.script_name,
             path_info: run.path_info,
-            content_length: (!stdin.is_empty()).then_some(stdin.len() as u64),
+            content_length: (!stdin.bytes.is_empty()).then_some(stdin.bytes.len() as u64),
             on_disk: None,
         };
         let env = meta_variables(request, &script);
-        self.start(runtime, &run, &env, stdin).map_err(|error| {
-            eprintln!("{} {error:#}", run.tag);
-            HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
-        })
+        let memory = runtime.reserve_memory(run.limits.memory)?;
+        self.start(runtime, &run, &env, stdin, memory)
+            .map_err(|error| {
+                eprintln!("{} {error:#}", run.tag);
+                HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
+            })
     }
 
     fn start(
@@ -156,13 +179,15 @@ impl Wagi {
         runtime: &Arc<Runtime>,
         run: &Invocation<'_>,
         env: &[(String, String)],
-        stdin: Bytes,
+        stdin: Buffered,
+        memory_share: Share,
     ) -> anyhow::Result<Produced> {
         let (stdout, output) = tokio::io::duplex(STDOUT_PIPE);
         let mut wasi = sandbox(run)?;
+        let Buffered { bytes, held } = stdin;
         wasi.envs(env)
             .envs(&run.grants.env)
-            .stdin(MemoryInputPipe::new(stdin))
+            .stdin(MemoryInputPipe::new(bytes))
             .stdout(AsyncStdoutStream::new(16 * 1024, stdout));
         let limits = run.limits;
         let deadline = Instant::now() + limits.timeout;
@@ -187,6 +212,8 @@ impl Wagi {
         let tag = run.tag.to_string();
         let (report, outcome) = oneshot::channel();
         let task = tokio::spawn(async move {
+            // The budgets' shares are given back when the instance ends.
+            let _held = (held, memory_share);
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };

@@ -5,6 +5,7 @@
 //! - `big?N`: N bytes of `x`, streamed;
 //! - `status?N`: status N with an `X-Handler` field and a body;
 //! - `env`: its environment in the body; lines to stdout and stderr;
+//! - `sleep?MS`: answers after MS milliseconds;
 //! - `fetch?URL`: GETs URL and answers with what came back, or the error;
 //! - `panic`, `late-panic` (after 256 KiB of body), `spin`, `hog`, `none`
 //!   (no response), `error` (an error code instead of a response);
@@ -299,6 +300,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Handler {
                 let waited = pending.len();
                 drop(pending);
                 respond(out, 200, &format!("refused {refused} of 64 ({waited} pending)\n"));
+            }
+            "sleep" => {
+                let ms: u64 = query.parse().unwrap_or(1000);
+                wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                respond(out, 200, "slept\n");
             }
             "none" => drop(out),
             "error" => ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("on purpose".into())))),
