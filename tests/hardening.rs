@@ -422,3 +422,68 @@ fn uploads_past_the_body_and_spool_budgets_get_503() {
     let r = Response::parse(&support::read_to_close(&mut big), false).expect("big");
     assert_eq!(r.status, 503);
 }
+
+/// A log reader that stops reading (a full pipe) must not stop the server:
+/// workers only queue their lines, the queue drops what does not fit and
+/// counts it, and the writer says so once the log moves again. Before, the
+/// first worker to write a line into the full pipe blocked, and with it
+/// every connection on its thread.
+#[test]
+fn a_stalled_log_never_blocks_a_request() {
+    use std::process::{Command, Stdio};
+    let dir = support::site();
+    write(dir.path(), "f.txt", "f");
+    let mut child = Command::new(support::binary())
+        .args(["0", "--bind", "127.0.0.1", "--directory"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wasmhttpd");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut banner).expect("banner");
+    let port = support::banner_port(&banner).expect("port");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // Nobody reads stderr: its pipe (64 KiB) fills after a few hundred
+    // access log lines, each request target making its line ~1 KiB.
+    let target = format!("/f.txt?{}", "q".repeat(1000));
+    let started = Instant::now();
+    for _ in 0..2000 {
+        let mut stream = support::connect(addr);
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        stream.write_all(raw.as_bytes()).expect("send");
+        let r = Response::parse(&support::read_to_close(&mut stream), false).expect("response");
+        assert_eq!(r.status, 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Now read the log: the lines that fit, and the count of those that
+    // did not, once the writer could write again.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (found, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            log.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&log).contains("log line(s) dropped") {
+                break;
+            }
+        }
+        let _ = found.send(String::from_utf8_lossy(&log).into_owned());
+    });
+    let log = seen
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.contains("log line(s) dropped: the log was not being read fast enough"),
+        "{}",
+        &log[log.len().saturating_sub(500)..]
+    );
+}

@@ -1,4 +1,5 @@
-//! The access log: one line per response on stderr, in Python's format.
+//! The access log: one line per response on stderr (through [`crate::log`],
+//! which never blocks a worker), in Python's format.
 //!
 //! `127.0.0.1 - - [21/Nov/2026 14:00:00] "GET / HTTP/1.1" 200 1024`
 //!
@@ -9,7 +10,6 @@
 //! socket are shown as `127.0.0.1`, not `::ffff:127.0.0.1`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
 
 use http::StatusCode;
@@ -40,8 +40,7 @@ impl AccessLog {
             return;
         }
         let line = format_line(client, &clock::log_time(), request_line, status, size);
-        // One write per line, so lines from concurrent connections never mix.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        crate::log::line(line);
     }
 }
 

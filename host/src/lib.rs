@@ -21,6 +21,7 @@ pub mod error;
 pub mod fs_root;
 pub mod http1;
 pub mod listing;
+pub mod log;
 pub mod mime;
 pub mod plugin;
 pub mod range;

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args) {
+    let result = run(args);
+    // What the log still holds goes out before the process does.
+    wasmhttpd::log::flush(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wasmhttpd: {error:#}");

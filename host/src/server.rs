@@ -131,7 +131,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
             )
             .await;
             for problem in problems {
-                eprintln!("wasmhttpd: {problem}");
+                crate::log::line(format!("wasmhttpd: {problem}"));
             }
             Some(Arc::new(plugins))
         }
@@ -179,10 +179,10 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
             match hot_reload::start(Arc::clone(plugins)) {
                 Ok(watch) => Some(watch),
                 Err(error) => {
-                    eprintln!(
+                    crate::log::line(format!(
                         "wasmhttpd: cannot watch {} ({error}); plugins will not hot-reload",
                         plugins.dir().display()
-                    );
+                    ));
                     None
                 }
             }
@@ -213,7 +213,7 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
             }
             Err(error) => {
                 // Out of descriptors or memory: say so, back off, go on.
-                eprintln!("wasmhttpd: accept failed: {error}");
+                crate::log::line(format!("wasmhttpd: accept failed: {error}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -229,7 +229,9 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         .await
         .is_err()
     {
-        eprintln!("wasmhttpd: requests still running after the grace period; exiting anyway");
+        crate::log::line(
+            "wasmhttpd: requests still running after the grace period; exiting anyway",
+        );
     }
     Ok(())
 }

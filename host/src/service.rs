@@ -107,7 +107,7 @@ impl Service {
                     let why = format!("more than {MAX_LOCAL_REDIRECTS} local redirects");
                     match plugin {
                         Some(plugin) => plugin.log(&why),
-                        None => eprintln!("[cgi {path}] {why}"),
+                        None => crate::log::line(format!("[cgi {path}] {why}")),
                     }
                     return Err(HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR));
                 }

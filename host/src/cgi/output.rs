@@ -80,7 +80,7 @@ impl Rejected {
     /// starting with `tag` (`[plugin NAME]`, `[cgi /cgi-bin/x]`).
     pub fn logged(self, tag: &str) -> HttpError {
         if let Some(why) = self.log {
-            eprintln!("{tag} {why}");
+            crate::log::line(format!("{tag} {why}"));
         }
         self.error
     }

@@ -157,7 +157,7 @@ pub async fn start(spawner: &Spawner, program: Program<'_>) -> io::Result<Produc
         });
         let verdict = judge(waited, timeout);
         if let Err(failure) = &verdict {
-            eprintln!("{tag} {}", failure.reason);
+            crate::log::line(format!("{tag} {}", failure.reason));
         }
         let _ = report.send(verdict);
     });

@@ -146,7 +146,7 @@ impl CgiScripts {
             .await
             .map_err(|error| {
                 use std::io::ErrorKind;
-                eprintln!("{tag} cannot run {}: {error}", path.display());
+                crate::log::line(format!("{tag} cannot run {}: {error}", path.display()));
                 match error.kind() {
                     ErrorKind::PermissionDenied => HttpError::ScriptForbidden {
                         script: located.script_name.clone(),
@@ -172,7 +172,7 @@ impl CgiScripts {
             .module(root, &located.relative, &located.metadata)
             .await
             .map_err(|why| {
-                eprintln!("{tag} {why}");
+                crate::log::line(format!("{tag} {why}"));
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
             })?;
         let name = located

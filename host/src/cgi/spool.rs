@@ -145,10 +145,10 @@ fn temporary_file(dir: &Path) -> io::Result<File> {
 }
 
 fn spool_failed(dir: &Path, error: &io::Error) -> HttpError {
-    eprintln!(
+    crate::log::line(format!(
         "wasmhttpd: cannot keep a request body in {}: {error}",
         dir.display()
-    );
+    ));
     HttpError::Upstream(http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 

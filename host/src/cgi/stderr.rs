@@ -8,7 +8,6 @@
 //! [`MAX_TOTAL`] bytes from one instance the rest is dropped, with a note,
 //! so that a script flooding stderr cannot flood the operator's log.
 
-use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -48,7 +47,7 @@ impl StderrLog {
         let mut text = self.tag.clone();
         escape_into(&mut text, &self.line);
         text.push('\n');
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        crate::log::line(text);
         self.line.clear();
     }
 

@@ -87,10 +87,10 @@ impl Runtime {
                         )
                     }
                     Err(error) => {
-                        eprintln!(
+                        crate::log::line(format!(
                             "wasmhttpd: cannot use cache directory {} ({error:#}); plugins will be compiled at every start",
                             wanted.dir.display()
-                        );
+                        ));
                         None
                     }
                 }
@@ -99,9 +99,9 @@ impl Runtime {
         let (engine, pooling) = match Engine::new(&config(true, cache.clone())) {
             Ok(engine) => (engine, true),
             Err(error) => {
-                eprintln!(
+                crate::log::line(format!(
                     "wasmhttpd: pooling allocator unavailable ({error:#}); allocating instances on demand"
-                );
+                ));
                 let engine = Engine::new(&config(false, cache.clone()))
                     .map_err(|e| anyhow::anyhow!("cannot create the WebAssembly engine: {e:#}"))?;
                 (engine, false)

@@ -341,7 +341,7 @@ impl Plugin {
 
     /// Writes a line about this plugin to the server's log.
     pub fn log(&self, line: &str) {
-        eprintln!("{} {line}", self.tag);
+        crate::log::line(format!("{} {line}", self.tag));
     }
 }
 

@@ -273,20 +273,20 @@ impl WasiHttpHooks for Outbound {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         if !self.allows(request.uri()) {
-            eprintln!(
+            crate::log::line(format!(
                 "{} outbound request to {} denied: not in allowed_outbound_hosts",
                 self.tag,
                 destination(request.uri())
-            );
+            ));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let Some(place) = self.take_place() else {
-            eprintln!(
+            crate::log::line(format!(
                 "{} outbound request to {} refused: {} already in flight",
                 self.tag,
                 destination(request.uri()),
                 self.max_in_flight
-            );
+            ));
             return Box::new(async { Err(Error::ConnectionLimitReached) });
         };
         let sent = wasmtime_wasi_http::default_hooks().send_request(request, options, fut);

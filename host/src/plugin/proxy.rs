@@ -117,7 +117,7 @@ impl Proxy {
         let (outcome, producer) = self
             .start(runtime, &run, outbound, incoming, head_sender, memory)
             .map_err(|error| {
-                eprintln!("{} {error:#}", run.tag);
+                crate::log::line(format!("{} {error:#}", run.tag));
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
             })?;
         let guard = AbortOnDrop::new(producer);
@@ -181,7 +181,7 @@ impl Proxy {
             let result = tokio::time::timeout(timeout, handle).await;
             let verdict = judge(result, timeout, memory);
             if let Err(failure) = &verdict {
-                eprintln!("{tag} {}", failure.reason);
+                crate::log::line(format!("{tag} {}", failure.reason));
             }
             let _ = report.send(verdict);
         });
@@ -474,7 +474,7 @@ async fn finish(
 ) -> Result<Output, HttpError> {
     let failed = |status: StatusCode, why: Option<String>| {
         if let Some(why) = why {
-            eprintln!("{tag} {why}");
+            crate::log::line(format!("{tag} {why}"));
         }
         Err(HttpError::Upstream(status))
     };

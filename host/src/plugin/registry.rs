@@ -178,7 +178,7 @@ impl Plugins {
                         plugin.compile_time().as_secs_f64()
                     ),
                     Err(problem) => {
-                        eprintln!("wasmhttpd: {problem}");
+                        crate::log::line(format!("wasmhttpd: {problem}"));
                         plugins.remove(&plugin);
                     }
                 }

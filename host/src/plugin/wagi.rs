@@ -169,7 +169,7 @@ impl Wagi {
         let memory = runtime.reserve_memory(run.limits.memory)?;
         self.start(runtime, &run, &env, stdin, memory)
             .map_err(|error| {
-                eprintln!("{} {error:#}", run.tag);
+                crate::log::line(format!("{} {error:#}", run.tag));
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
             })
     }
@@ -223,7 +223,7 @@ impl Wagi {
             let result = tokio::time::timeout(timeout, job.run()).await;
             let verdict = judge(result, timeout, memory);
             if let Err(failure) = &verdict {
-                eprintln!("{tag} {}", failure.reason);
+                crate::log::line(format!("{tag} {}", failure.reason));
             }
             let _ = report.send(verdict);
         });

@@ -86,7 +86,7 @@ pub async fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprin
     let names = match plugin_names(dir) {
         Ok(names) => names,
         Err(e) => {
-            eprintln!("wasmhttpd: {}: {e}", dir.display());
+            crate::log::line(format!("wasmhttpd: {}: {e}", dir.display()));
             return false;
         }
     };
@@ -132,7 +132,7 @@ pub async fn reload(plugins: &Plugins, reported: &mut HashMap<String, Fingerprin
     loaded.sort_by(|a, b| a.name.cmp(&b.name));
     let (table, conflicts) = Table::build(loaded);
     for conflict in conflicts {
-        eprintln!("wasmhttpd: {conflict}");
+        crate::log::line(format!("wasmhttpd: {conflict}"));
     }
     plugins.replace(table);
     unsettled
@@ -159,7 +159,7 @@ fn failed(
         } else {
             ""
         };
-        eprintln!("wasmhttpd: {problem}{keeps}");
+        crate::log::line(format!("wasmhttpd: {problem}{keeps}"));
     }
     false
 }

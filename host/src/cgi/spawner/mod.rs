@@ -151,7 +151,7 @@ impl Spawner {
         if connection.closed.load(Ordering::Acquire) {
             let orphans = std::mem::take(&mut connection.lock().orphans);
             *connection = launch()?;
-            eprintln!("wasmhttpd: the CGI spawner had stopped; started a new one");
+            crate::log::line("wasmhttpd: the CGI spawner had stopped; started a new one");
             // Whatever the old one left running does not outlive it.
             for group in orphans {
                 connection.send(Request::Kill(group).encode(), Vec::new(), None);
@@ -224,7 +224,7 @@ impl Connection {
     /// The spawner stopped answering: kill it; the next request starts a
     /// new one.
     fn abandon(&self) {
-        eprintln!("wasmhttpd: the CGI spawner stopped answering; killing it");
+        crate::log::line("wasmhttpd: the CGI spawner stopped answering; killing it");
         self.close();
         let stop = self
             .stop
