@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, dechunk, install, read_response, write};
+use support::{Response, SLOW, Server, dechunk, install, read_response, slow_to_compile, write};
 
 /// A served directory that scripts (run as `nobody` when the tests run as
 /// root) can enter, with a world-writable `run/` for what they report.
@@ -859,6 +859,49 @@ fn a_replaced_wasm_file_is_reloaded() {
     let r = server.get("/cgi-bin/app.wasm?ok");
     assert_eq!(r.status, 200);
     assert!(!r.text().contains("SCRIPT_NAME="), "{}", r.text());
+}
+
+/// Concurrent first requests to a `.wasm` script that takes seconds to
+/// compile wait for one compile, not one each (each would hold a
+/// compiler's memory and a core).
+#[test]
+fn concurrent_first_requests_to_a_wasm_script_compile_it_once() {
+    let site = Site::new();
+    write(
+        site.path(),
+        "cgi-bin/slow.wasm",
+        slow_to_compile(SLOW / 2, false),
+    );
+    let server = site.start(&["--no-cache"]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = support::connect(addr);
+                stream
+                    .set_read_timeout(Some(support::COMPILE_TIMEOUT))
+                    .expect("timeout");
+                stream
+                    .write_all(
+                        b"GET /cgi-bin/slow.wasm HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    )
+                    .expect("send");
+                Response::parse(&support::read_to_close(&mut stream), false).expect("response")
+            })
+        })
+        .collect();
+    for client in clients {
+        let r = client.join().expect("client");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "big\n");
+    }
+    server.wait_for_log(|l| l.starts_with("[cgi /cgi-bin/slow.wasm] compiled in "));
+    let compiles = server
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("[cgi /cgi-bin/slow.wasm] compiled in "))
+        .count();
+    assert_eq!(compiles, 1, "{:?}", server.log());
 }
 
 // --- The spawner ---------------------------------------------------------

@@ -7,7 +7,10 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{COMPILE_TIMEOUT, Response, Server, Setup, dechunk, install, read_response, write};
+use support::{
+    COMPILE_TIMEOUT, Response, SLOW, Server, Setup, dechunk, install, read_response,
+    slow_to_compile, write,
+};
 
 fn var<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
@@ -235,40 +238,6 @@ fn broken_plugins_are_reported_by_file_and_the_rest_serve() {
     );
     assert_eq!(server.get("/garbage").status, 404);
 }
-
-/// A WASI command that answers `big`, with `functions` filler functions
-/// to make it slow to compile; with `missing`, it also imports a function
-/// the host does not have (so it fails, but only once compiled).
-fn slow_to_compile(functions: usize, missing: bool) -> Vec<u8> {
-    let head = "Content-Type: text/plain\\0a\\0abig\\0a";
-    let mut wat = String::from(
-        "(module\n(import \"wasi_snapshot_preview1\" \"fd_write\" (func $w (param i32 i32 i32 i32) (result i32)))\n",
-    );
-    if missing {
-        wat.push_str("(import \"env\" \"missing\" (func))\n");
-    }
-    wat.push_str(&format!(
-        "(memory (export \"memory\") 1)\n(data (i32.const 16) \"{head}\")\n\
-         (func (export \"_start\") (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 30))\n\
-         (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\n"
-    ));
-    for f in 0..functions {
-        wat.push_str(&format!(
-            "(func (export \"f{f}\") (param i32 i32) (result i32) local.get 0\n"
-        ));
-        for op in 0..60 {
-            wat.push_str(&format!(
-                "local.get 1 i32.const {op} i32.add i32.mul local.get 1 i32.xor i32.const {f} i32.rotl\n"
-            ));
-        }
-        wat.push_str(")\n");
-    }
-    wat.push(')');
-    wat::parse_str(&wat).expect("valid module")
-}
-
-/// How many filler functions make a module compile for seconds here.
-const SLOW: usize = 6000;
 
 #[test]
 fn a_large_plugin_compiles_in_the_background_while_the_server_answers() {

@@ -588,3 +588,37 @@ pub fn install_file(plugins: &Path, wasm: &Path, as_name: &str) {
     std::fs::create_dir_all(plugins).expect("mkdir plugins");
     std::fs::copy(wasm, plugins.join(format!("{as_name}.wasm"))).expect("copy guest");
 }
+
+/// A WASI command that answers `big`, with `functions` filler functions
+/// to make it slow to compile; with `missing`, it also imports a function
+/// the host does not have (so it fails, but only once compiled).
+pub fn slow_to_compile(functions: usize, missing: bool) -> Vec<u8> {
+    let head = "Content-Type: text/plain\\0a\\0abig\\0a";
+    let mut wat = String::from(
+        "(module\n(import \"wasi_snapshot_preview1\" \"fd_write\" (func $w (param i32 i32 i32 i32) (result i32)))\n",
+    );
+    if missing {
+        wat.push_str("(import \"env\" \"missing\" (func))\n");
+    }
+    wat.push_str(&format!(
+        "(memory (export \"memory\") 1)\n(data (i32.const 16) \"{head}\")\n\
+         (func (export \"_start\") (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 30))\n\
+         (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\n"
+    ));
+    for f in 0..functions {
+        wat.push_str(&format!(
+            "(func (export \"f{f}\") (param i32 i32) (result i32) local.get 0\n"
+        ));
+        for op in 0..60 {
+            wat.push_str(&format!(
+                "local.get 1 i32.const {op} i32.add i32.mul local.get 1 i32.xor i32.const {f} i32.rotl\n"
+            ));
+        }
+        wat.push_str(")\n");
+    }
+    wat.push(')');
+    wat::parse_str(&wat).expect("valid module")
+}
+
+/// How many filler functions make a module compile for seconds here.
+pub const SLOW: usize = 6000;

@@ -169,7 +169,7 @@ impl CgiScripts {
         let stdin = read_body(body, self.wasm.limits(), self.wasm.runtime()).await?;
         let module = self
             .wasm
-            .module(root, &located.relative, &located.metadata)
+            .module(root, &located.relative, &located.metadata, tag)
             .await
             .map_err(|why| {
                 crate::log::line(format!("{tag} {why}"));

@@ -3,7 +3,9 @@
 //!
 //! A module is compiled the first time it is requested (on a blocking
 //! thread: compiling a large module takes a while, and other requests go
-//! on meanwhile) and kept, with the identity of the file it came from
+//! on meanwhile), once however many requests come for it at once (they
+//! all wait for the one compile), and kept, with the identity of the file
+//! it came from
 //! (device, inode, size, modification time). A request that finds the file
 //! changed compiles the new version; one that finds it broken gets a 500,
 //! and the verdict is kept too, so that a broken file is not recompiled on
@@ -16,6 +18,8 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use crate::fs_root::Root;
 use crate::plugin::engine::Runtime;
@@ -35,8 +39,11 @@ fn file_id(metadata: &Metadata) -> FileId {
     )
 }
 
-/// A file's version and what compiling it gave.
-type Compiled = (FileId, Result<Arc<Wagi>, String>);
+/// What compiling a file gave.
+type Verdict = Result<Arc<Wagi>, String>;
+
+/// A file's version and its compile, done or under way.
+type Compiled = (FileId, Arc<OnceCell<Verdict>>);
 
 /// The compiled `.wasm` scripts, by path.
 #[derive(Debug)]
@@ -68,22 +75,38 @@ impl WasmScripts {
 
     /// The module in `relative` (beneath `root`), whose metadata is
     /// `metadata`: compiled now if this version of it was never seen.
+    /// Its compile is logged under `tag`.
     pub async fn module(
         &self,
         root: &Root,
         relative: &Path,
         metadata: &Metadata,
+        tag: &str,
     ) -> Result<Arc<Wagi>, String> {
         let id = file_id(metadata);
-        if let Some((seen, verdict)) = self.lock().get(relative)
-            && *seen == id
-        {
-            return verdict.clone();
-        }
+        let compile = {
+            let mut modules = self.lock();
+            match modules.get(relative) {
+                Some((seen, compile)) if *seen == id => Arc::clone(compile),
+                _ => {
+                    let compile = Arc::new(OnceCell::new());
+                    modules.insert(relative.to_path_buf(), (id, Arc::clone(&compile)));
+                    compile
+                }
+            }
+        };
+        compile
+            .get_or_init(|| self.compile(root, relative, tag))
+            .await
+            .clone()
+    }
+
+    async fn compile(&self, root: &Root, relative: &Path, tag: &str) -> Verdict {
         let file = root
             .open(relative)
             .map_err(|e| format!("cannot open: {e}"))?;
         let runtime = Arc::clone(&self.runtime);
+        let started = std::time::Instant::now();
         let verdict = tokio::task::spawn_blocking(move || {
             use std::io::Read;
             let mut bytes = Vec::new();
@@ -101,8 +124,12 @@ impl WasmScripts {
         })
         .await
         .unwrap_or_else(|e| Err(format!("cannot load: {e}")));
-        self.lock()
-            .insert(relative.to_path_buf(), (id, verdict.clone()));
+        if verdict.is_ok() {
+            crate::log::line(format!(
+                "{tag} compiled in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
         verdict
     }
 
