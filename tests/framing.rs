@@ -17,10 +17,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use support::{Response, Server, Setup, component, connect, write};
+use support::{Response, Server, Setup, connect, write};
 
 /// What a strict parser makes of a case.
 #[derive(Debug, Clone, Copy)]
@@ -247,22 +246,8 @@ const COMPONENT: Backend = Backend {
 
 /// A server with every backend kind, and `/secret.txt`.
 fn server() -> (Setup, Server) {
-    let setup = Setup::new()
-        .plugin("echo", "echo")
-        .with(&component("http"), "web");
-    // Scripts run as nobody when the tests run as root: open the tree.
-    let top = setup.site().parent().expect("parent").to_path_buf();
-    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (setup, server) = support::every_backend(&[]);
     write(&setup.site(), "secret.txt", SECRET);
-    let script = setup.site().join("cgi-bin/echo.sh");
-    write(
-        &setup.site(),
-        "cgi-bin/echo.sh",
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\ncat\n",
-    );
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let server = setup.start(&["--cgi"]);
-    server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
     (setup, server)
 }
 

@@ -6,34 +6,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use support::{Response, Server, Setup, component, write};
 
-/// Every backend kind that reads a body, on one server started with `args`.
 fn server(args: &[&str]) -> (Setup, Server) {
-    let setup = Setup::new()
-        .plugin("echo", "echo")
-        .with(&component("http"), "web");
-    // Scripts run as nobody when the tests run as root: open the tree.
-    let top = setup.site().parent().expect("parent").to_path_buf();
-    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    write(
-        &setup.site(),
-        "cgi-bin/echo.sh",
-        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\ncat\n",
-    );
-    std::fs::set_permissions(
-        setup.site().join("cgi-bin/echo.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .expect("chmod");
-    let mut all = vec!["--cgi"];
-    all.extend_from_slice(args);
-    let server = setup.start(&all);
-    server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
-    (setup, server)
+    support::every_backend(args)
 }
 
 const BODY_READERS: [&str; 3] = ["/cgi-bin/echo.sh", "/echo", "/web/echo"];

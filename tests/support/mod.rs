@@ -622,3 +622,32 @@ pub fn slow_to_compile(functions: usize, missing: bool) -> Vec<u8> {
 
 /// How many filler functions make a module compile for seconds here.
 pub const SLOW: usize = 6000;
+
+/// One server with every backend kind that reads a body, started with
+/// `--cgi` and `args`: a CGI script (`/cgi-bin/echo.sh`, which copies its
+/// body), a CGI-over-WASI plugin (`/echo`, the echo guest) and a wasi:http
+/// component (`/web/...`, the test handler), beside the static site.
+pub fn every_backend(args: &[&str]) -> (Setup, Server) {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new()
+        .plugin("echo", "echo")
+        .with(&component("http"), "web");
+    // Scripts run as nobody when the tests run as root: open the tree.
+    let top = setup.site().parent().expect("parent").to_path_buf();
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write(
+        &setup.site(),
+        "cgi-bin/echo.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\ncat\n",
+    );
+    std::fs::set_permissions(
+        setup.site().join("cgi-bin/echo.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut all = vec!["--cgi"];
+    all.extend_from_slice(args);
+    let server = setup.start(&all);
+    server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
+    (setup, server)
+}

@@ -195,27 +195,18 @@ impl BodyDecoder {
     /// One byte of chunk framing (size line, CRLF after data, trailers).
     fn step(&mut self, byte: u8) -> Result<State, &'static str> {
         let next = match self.state {
-            State::Size { value, digits } => match byte {
-                _ if byte.is_ascii_hexdigit() => {
-                    if digits >= 16 {
-                        return Err("chunk size too large");
-                    }
-                    let digit = (byte as char).to_digit(16).map_or(0, u64::from);
-                    State::Size {
-                        value: value << 4 | digit,
-                        digits: digits + 1,
-                    }
+            State::Size { value, digits } if byte.is_ascii_hexdigit() => {
+                if digits >= 16 {
+                    return Err("chunk size too large");
                 }
-                _ if digits == 0 => return Err("missing chunk size"),
-                b'\r' => State::SizeLf { value },
-                b';' => self.extension(value, Ext::BeforeName)?,
-                _ if is_space(byte) => {
-                    self.count_extension()?;
-                    State::SizeSpace { value }
+                let digit = (byte as char).to_digit(16).map_or(0, u64::from);
+                State::Size {
+                    value: value << 4 | digit,
+                    digits: digits + 1,
                 }
-                _ => return Err("junk after the chunk size"),
-            },
-            State::SizeSpace { value } => match byte {
+            }
+            State::Size { digits: 0, .. } => return Err("missing chunk size"),
+            State::Size { value, .. } | State::SizeSpace { value } => match byte {
                 b'\r' => State::SizeLf { value },
                 b';' => self.extension(value, Ext::BeforeName)?,
                 _ if is_space(byte) => {
