@@ -54,7 +54,11 @@ def main():
 
         servers = {}
         port = free_port()
-        servers["wasmhttpd"] = lambda p=port: Server("wasmhttpd", [binary, str(p), "-b", "127.0.0.1", "-d", site, "-q"], p)
+        # Started in the work directory: from the repository it would load
+        # the example plugins (./plugins), and their compile would share the
+        # server's core with the requests measured here.
+        servers["wasmhttpd"] = lambda p=port: Server(
+            "wasmhttpd", [binary, str(p), "-b", "127.0.0.1", "-d", site, "-q"], p, cwd=work)
         nginx_port = free_port()
         conf = os.path.join(work, "nginx.conf")
         with open(conf, "w") as f:

@@ -14,6 +14,7 @@
 //! bounded by the I/O timeout, as before.
 
 use std::io;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::{Instant, timeout};
@@ -109,11 +110,8 @@ impl Pace {
     where
         F: Future<Output = io::Result<usize>>,
     {
-        let (allowed, stalled) = self.allowance();
-        let started = Instant::now();
-        let result = timeout(allowed, io).await.map_err(|_| stalled)?;
-        let moved = result.as_ref().map_or(0, |n| *n as u64);
-        self.record(started.elapsed(), moved);
+        let result = self.wait(io).await?;
+        self.moved(result.as_ref().map_or(0, |n| *n as u64));
         Ok(result)
     }
 
@@ -124,6 +122,13 @@ impl Pace {
     where
         F: Future<Output = T>,
     {
+        let mut ready = std::pin::pin!(ready);
+        // The common case, ready at once, costs neither a clock reading
+        // nor a timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(ready.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first {
+            return Ok(result);
+        }
         let (allowed, stalled) = self.allowance();
         let started = Instant::now();
         let result = timeout(allowed, ready).await.map_err(|_| stalled)?;
