@@ -64,6 +64,14 @@ impl Budget {
             .is_ok()
     }
 
+    /// A share of nothing yet, to grow as bytes come.
+    pub fn empty_share(self: &Arc<Budget>) -> Share {
+        Share {
+            budget: Arc::clone(self),
+            held: 0,
+        }
+    }
+
     /// A share of `bytes`, if that much is free.
     pub fn share(self: &Arc<Budget>, bytes: u64) -> Option<Share> {
         self.take(bytes).then(|| Share {

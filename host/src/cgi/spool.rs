@@ -62,9 +62,7 @@ async fn spool_into(
     budget: &Arc<Budget>,
     temp_dir: &Path,
 ) -> Result<Spooled, HttpError> {
-    let mut held = budget
-        .share(0)
-        .ok_or(HttpError::Overloaded(budget.what()))?;
+    let mut held = budget.empty_share();
     body.check_declared(limit).map_err(|e| e.to_http_error())?;
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;

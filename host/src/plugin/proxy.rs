@@ -108,11 +108,7 @@ impl Proxy {
         };
         let incoming = incoming_request(request, &run, guest_body)?;
         let memory = runtime.reserve_memory(limits.memory)?;
-        let held = runtime
-            .budgets()
-            .bodies
-            .share(0)
-            .ok_or(HttpError::Overloaded("buffered bodies"))?;
+        let held = runtime.budgets().bodies.empty_share();
         let (head_sender, head) = oneshot::channel();
         let (outcome, producer) = self
             .start(runtime, &run, outbound, incoming, head_sender, memory)

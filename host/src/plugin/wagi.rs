@@ -105,11 +105,7 @@ pub async fn read_body(
     limits: &Limits,
     runtime: &Runtime,
 ) -> Result<Buffered, HttpError> {
-    let mut held = runtime
-        .budgets()
-        .bodies
-        .share(0)
-        .ok_or(HttpError::Overloaded("buffered bodies"))?;
+    let mut held = runtime.budgets().bodies.empty_share();
     let bytes = body
         .read_to_end(limits.request_body, &mut held)
         .await
