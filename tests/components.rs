@@ -359,3 +359,17 @@ fn a_module_replaced_by_a_component_is_reloaded_as_one() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn reuse_is_refused_for_a_cgi_over_wasi_command_which_may_start_only_once() {
+    let setup = Setup::new()
+        .plugin("echo", "echo")
+        .sidecar("echo", "[reuse]\nrequests = 10\n");
+    let server = setup.start(&[]);
+    server.wait_for_log(|l| {
+        l.contains(
+            "echo.wasm: its sidecar asks for [reuse], which only a wasi:http component can have",
+        )
+    });
+    assert_eq!(server.get("/echo").status, 404, "left out");
+}

@@ -28,6 +28,7 @@ fn request() -> Request {
         target: Bytes::from_static(b"/hello"),
         version: Version::HTTP_11,
         headers,
+        head: Bytes::new(),
         peer: addr,
         local: addr,
     }

@@ -10,7 +10,13 @@ use crate::budget;
 
 /// Serve a directory over HTTP, like `python -m http.server`.
 #[derive(Debug, Parser)]
-#[command(name = "wasmhttpd", version, about, max_term_width = 100)]
+#[command(
+    name = "wasmhttpd",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Also: wasmhttpd build HANDLER.py [-o OUT.wasm] turns a Python http.server handler into a plugin (see wasmhttpd build --help)."
+)]
 pub struct Args {
     /// Port to listen on; 0 picks a free port.
     #[arg(default_value_t = 8000, value_name = "PORT")]
@@ -90,7 +96,7 @@ pub struct Args {
     pub plugin_memory: u64,
 
     /// Directory where compiled plugins are kept across restarts
-    /// [default: $XDG_CACHE_HOME/wasmhttpd, or ~/.cache/wasmhttpd]
+    /// [default: $XDG_CACHE_HOME/wasmhttpd/compiled, or ~/.cache/wasmhttpd/compiled]
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
 

@@ -130,8 +130,8 @@ impl TryFrom<Args> for Config {
                 explicit: true,
             })
         } else {
-            default_cache_dir().map(|dir| CompileCache {
-                dir,
+            user_cache_dir().map(|dir| CompileCache {
+                dir: dir.join("compiled"),
                 explicit: false,
             })
         };
@@ -174,8 +174,10 @@ impl TryFrom<Args> for Config {
     }
 }
 
-/// `$XDG_CACHE_HOME/wasmhttpd`, or `$HOME/.cache/wasmhttpd`.
-fn default_cache_dir() -> Option<PathBuf> {
+/// `$XDG_CACHE_HOME/wasmhttpd`, or `$HOME/.cache/wasmhttpd`: compiled
+/// plugins go in `compiled/` (wasmtime's cache, which prunes what it does
+/// not know in its directory), `wasmhttpd build`'s toolchain in `build/`.
+pub fn user_cache_dir() -> Option<PathBuf> {
     let absolute = |var: &str| {
         std::env::var_os(var)
             .map(PathBuf::from)

@@ -24,6 +24,7 @@ pub mod listing;
 pub mod log;
 pub mod mime;
 pub mod plugin;
+pub mod pybuild;
 pub mod range;
 pub mod request;
 pub mod response;

@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::Parser;
 use wasmhttpd::cgi::spawner::daemon;
 use wasmhttpd::cli::Args;
-use wasmhttpd::config::Config;
+use wasmhttpd::config::{Config, user_cache_dir};
+use wasmhttpd::pybuild::{self, BuildArgs};
 use wasmhttpd::server;
 
 /// Every request allocates (buffers, the CGI environment, a WebAssembly
@@ -24,6 +25,9 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(daemon::ARG)) {
         return daemon::run();
     }
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("build")) {
+        return build();
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) if !error.use_stderr() => {
@@ -32,9 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            let rendered = error.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let message = one_line(&error);
             eprintln!("wasmhttpd: {message} (see wasmhttpd --help)");
             return ExitCode::from(2);
         }
@@ -46,6 +48,49 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wasmhttpd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// clap's error on one line: its first, and the one that first line
+/// introduces (`required arguments were not provided:` and which).
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {next}"),
+        _ => first.to_string(),
+    }
+}
+
+/// `wasmhttpd build HANDLER.py`: a Python handler becomes a plugin.
+fn build() -> ExitCode {
+    let argv = std::iter::once("wasmhttpd build".into()).chain(std::env::args_os().skip(2));
+    let args = match BuildArgs::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let message = one_line(&error);
+            eprintln!("wasmhttpd build: {message} (see wasmhttpd build --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(cache) = user_cache_dir().map(|dir| dir.join("build")) else {
+        eprintln!(
+            "wasmhttpd build: no cache directory for the toolchain (set HOME or XDG_CACHE_HOME)"
+        );
+        return ExitCode::FAILURE;
+    };
+    match pybuild::run(&args, &cache) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wasmhttpd build: {error:#}");
             ExitCode::FAILURE
         }
     }

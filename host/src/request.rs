@@ -17,6 +17,10 @@ pub struct Request {
     pub version: Version,
     /// Header fields, names lower-cased.
     pub headers: HeaderMap,
+    /// The head as the client sent it (request line, fields in their order
+    /// and case), or empty for a request that did not arrive as HTTP/1
+    /// text (a CGI script's local redirect).
+    pub head: Bytes,
     /// The client's address.
     pub peer: SocketAddr,
     /// The address the client connected to.
@@ -98,6 +102,7 @@ mod tests {
             target: Bytes::from_static(target.as_bytes()),
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
+            head: Bytes::new(),
             peer: addr,
             local: addr,
         }

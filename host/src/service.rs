@@ -152,6 +152,7 @@ fn local_redirect(request: &Request, target: String) -> Request {
         target: Bytes::from(target),
         version: request.version,
         headers,
+        head: Bytes::new(),
         peer: request.peer,
         local: request.local,
     }

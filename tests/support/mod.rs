@@ -651,3 +651,65 @@ pub fn every_backend(args: &[&str]) -> (Setup, Server) {
     server.wait_for_plugin_line("Plugin web: /web /web/* (all methods; wasi:http component)");
     (setup, server)
 }
+
+/// `wasmhttpd build` run with these arguments, in the environment the
+/// tests give it: the shared test cache, and the componentize-py that
+/// `plugins/build` installed first on PATH (so nothing is installed twice).
+pub fn build_command(args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .arg("build")
+        .args(args)
+        .env("XDG_CACHE_HOME", workspace().join("target/test-cache"));
+    let toolchain = workspace().join("target/toolchains/componentize-py/bin");
+    if toolchain.is_dir() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let paths = std::iter::once(toolchain).chain(std::env::split_paths(&path));
+        command.env("PATH", std::env::join_paths(paths).expect("PATH"));
+    }
+    command
+}
+
+/// The Python handler `tests/python/FILE` built into a plugin (serving
+/// `class`, when given), once per version of the file and of the bridge:
+/// kept in `target/python-plugins` across runs, as builds take seconds.
+pub fn python_plugin(file: &str, class: Option<&str>) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let source = workspace().join("tests/python").join(file);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(&source)
+        .expect("handler file")
+        .hash(&mut hasher);
+    std::fs::read(workspace().join("host/src/pybuild/bridge.py"))
+        .expect("bridge")
+        .hash(&mut hasher);
+    std::fs::read(workspace().join("host/src/pybuild/mod.rs"))
+        .expect("build")
+        .hash(&mut hasher);
+    class.hash(&mut hasher);
+    let stem = file.trim_end_matches(".py").replace('/', "-");
+    let out = workspace()
+        .join("target/python-plugins")
+        .join(format!("{stem}-{:016x}.wasm", hasher.finish()));
+    if out.is_file() {
+        return out;
+    }
+    std::fs::create_dir_all(out.parent().expect("parent")).expect("mkdir");
+    let mut args = vec![
+        source.to_str().expect("utf-8"),
+        "-o",
+        out.to_str().expect("utf-8"),
+    ];
+    if let Some(class) = class {
+        args.extend(["--handler", class]);
+    }
+    let output = build_command(&args).output().expect("run wasmhttpd build");
+    assert!(
+        output.status.success() && out.is_file(),
+        "wasmhttpd build {file} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}

@@ -233,6 +233,7 @@ mod tests {
             target: Bytes::from_static(b"/app/x%20y?a=1&b=%20"),
             version: Version::HTTP_10,
             headers: map,
+            head: Bytes::new(),
             peer: "[::ffff:10.1.2.3]:5555".parse().expect("addr"),
             local: "127.0.0.1:8000".parse().expect("addr"),
         }

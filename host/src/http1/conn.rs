@@ -103,6 +103,7 @@ pub async fn serve(
             target: head.target,
             version: head.version,
             headers: head.headers,
+            head: head.raw,
             peer,
             local,
         };

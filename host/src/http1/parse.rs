@@ -72,6 +72,8 @@ pub struct Head {
     pub expect_continue: bool,
     /// The request line as sent, for the access log.
     pub request_line: Bytes,
+    /// The whole head as sent: request line, fields, empty line.
+    pub raw: Bytes,
 }
 
 /// A head that could not be accepted, with what the log should show.
@@ -184,6 +186,7 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, H
         keep_alive,
         expect_continue,
         request_line,
+        raw: bytes,
     }))
 }
 

@@ -1,7 +1,7 @@
 //! Response head and body on the wire.
 //!
 //! The writer owns framing: it adds `Server` and `Date` (first, as Python
-//! orders them), `Content-Length` (every response here has a known length)
+//! orders them; a backend's own win), `Content-Length` (every response here has a known length)
 //! and `Connection`, sends no body for HEAD, 1xx, 204 and
 //! 304, and writes the head and an in-memory body with a single `write`, so
 //! a keep-alive response is one segment (no Nagle stall between head and
@@ -206,12 +206,18 @@ fn encode_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
-    // Every response carries these, first, in Python's order.
-    out.extend_from_slice(b"Server: ");
-    out.extend_from_slice(SERVER.as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(crate::clock::http_date().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // Every response carries these, first, in Python's order, unless the
+    // backend set its own (a wasi:http component may).
+    if !headers.contains_key(http::header::SERVER) {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(SERVER.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(http::header::DATE) {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(crate::clock::http_date().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         push_title_case(out, name.as_str());
         out.extend_from_slice(b": ");

@@ -39,8 +39,9 @@ pub struct Compile {
 }
 
 impl Compile {
-    /// Starts preparing `bytes` (read from `file`) on a new thread.
-    pub fn start(runtime: Arc<Runtime>, file: PathBuf, bytes: Vec<u8>) -> Compile {
+    /// Starts preparing `bytes` (read from `file`) on a new thread; with
+    /// `reuse`, only a kind whose instances can serve again is accepted.
+    pub fn start(runtime: Arc<Runtime>, file: PathBuf, bytes: Vec<u8>, reuse: bool) -> Compile {
         let result = Arc::new(OnceLock::new());
         let (tx, done) = watch::channel(false);
         let size = bytes.len();
@@ -60,6 +61,11 @@ impl Compile {
                 }
             }));
             let outcome = match prepared {
+                Ok(Ok(Executor::Wagi(_))) if reuse => Err(format!(
+                    "{}: its sidecar asks for [reuse], which only a wasi:http component can have: \
+                     a CGI-over-WASI command runs once per instance (a WASI command may start only once)",
+                    file.display()
+                )),
                 Ok(Ok(executor)) => Ok(executor),
                 Ok(Err(error)) => Err(format!("{}: {error:#}", file.display())),
                 Err(_) => Err(format!("{}: the compiler panicked", file.display())),
@@ -152,7 +158,12 @@ mod tests {
     #[tokio::test]
     async fn a_broken_binary_fails_in_the_background_with_its_file() {
         let runtime = Arc::new(Runtime::new(None).expect("engine"));
-        let compile = Compile::start(runtime, PathBuf::from("x.wasm"), b"not wasm".to_vec());
+        let compile = Compile::start(
+            runtime,
+            PathBuf::from("x.wasm"),
+            b"not wasm".to_vec(),
+            false,
+        );
         let problem = compile.finished().await.expect_err("fails");
         assert_eq!(problem, "x.wasm: not a WebAssembly binary");
         assert!(compile.is_finished());

@@ -6,8 +6,9 @@
 //!   the machine cannot reserve the address space (a small virtual address
 //!   space, a `ulimit -v`), the engine falls back to on-demand allocation
 //!   and says so.
-//! - **A semaphore sized to the pool**: a request waits for a free slot
-//!   rather than failing when every slot is in use.
+//! - **Semaphores sized to the pool**: a request waits for a free slot
+//!   rather than failing when every slot is in use; instances kept for
+//!   reuse have slots of their own, so they never starve running ones.
 //! - **One epoch ticker thread**: it advances the engine's epoch every
 //!   [`EPOCH_TICK`]; a running guest yields to the async executor at each
 //!   tick (so a guest that loops cannot hold a worker thread) and is
@@ -34,8 +35,11 @@ use super::store::{ComponentState, GuestState, MAX_TABLE_ELEMENTS};
 /// running guest yields, this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances that may run at once (the pool's size).
+/// Instances that may run at once.
 pub const MAX_INSTANCES: u32 = 256;
+/// Instances that may wait for their next request at once, over every
+/// plugin with reuse. The pool holds both kinds.
+pub const MAX_IDLE: u32 = 64;
 
 /// Bytes of each linear memory reset by `memset` and kept resident, where
 /// the kernel tells which pages were touched (PAGEMAP_SCAN) and where it
@@ -53,6 +57,7 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     component_linker: component::Linker<ComponentState>,
     slots: Arc<Semaphore>,
+    idle_slots: Arc<Semaphore>,
     pooling: bool,
     ticker: Arc<AtomicBool>,
     cache: Option<Cache>,
@@ -141,6 +146,7 @@ impl Runtime {
             linker,
             component_linker,
             slots: Arc::new(Semaphore::new(MAX_INSTANCES as usize)),
+            idle_slots: Arc::new(Semaphore::new(MAX_IDLE as usize)),
             pooling,
             ticker,
             cache,
@@ -195,6 +201,12 @@ impl Runtime {
         &self.slots
     }
 
+    /// The slots instances kept for reuse wait in: hold a permit while one
+    /// is parked.
+    pub fn idle_slots(&self) -> &Arc<Semaphore> {
+        &self.idle_slots
+    }
+
     /// The compiled-code cache's directory, and how many modules it has
     /// supplied and how many it had to have compiled so far.
     pub fn cache_stats(&self) -> Option<(&std::path::Path, usize, usize)> {
@@ -243,11 +255,12 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
         let mut pool = PoolingAllocationConfig::default();
         // A component is several core instances (a Rust one 3 or 4, an
         // interpreter's more), most of them without a memory.
-        pool.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES * 8)
-            .total_memories(MAX_INSTANCES * 2)
-            .total_tables(MAX_INSTANCES * 8)
-            .total_stacks(MAX_INSTANCES)
+        let instances = MAX_INSTANCES + MAX_IDLE;
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
             .max_memory_size(MAX_MEMORY as usize)
             .max_tables_per_module(4)
             .max_memories_per_module(1)

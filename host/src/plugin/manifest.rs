@@ -20,7 +20,15 @@
 //! handles = 1024                    # wasi:http: resources alive at once
 //! header_kib = 64                   # wasi:http: bytes of one header object
 //! outbound_requests = 8             # wasi:http: outbound requests in flight
+//!
+//! [reuse]                           # wasi:http: an instance serves several
+//! requests = 128                    # requests, one at a time (default 128)
+//! idle_secs = 10                    # and is dropped after this long unused
 //! ```
+//!
+//! Without `[reuse]` every request gets a fresh instance. With it, module
+//! state (a Python handler's globals, a Rust guest's statics) carries from
+//! one request to the next of that plugin, whoever sent them.
 //!
 //! Without a sidecar, `NAME.wasm` answers `/NAME` and `/NAME/*`, for every
 //! method, with no grants. Unknown keys are errors (a typo must not silently
@@ -86,6 +94,29 @@ pub struct LimitOverrides {
     pub outbound_requests: Option<u64>,
 }
 
+/// How long one instance may live: how many requests it serves, and how
+/// long it may wait unused for the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reuse {
+    /// Requests per instance, one at a time.
+    #[serde(default = "Reuse::default_requests")]
+    pub requests: u32,
+    /// Seconds an instance waits unused before it is dropped.
+    #[serde(default = "Reuse::default_idle_secs")]
+    pub idle_secs: u64,
+}
+
+impl Reuse {
+    fn default_requests() -> u32 {
+        128
+    }
+
+    fn default_idle_secs() -> u64 {
+        10
+    }
+}
+
 /// A plugin's validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -101,6 +132,8 @@ pub struct Manifest {
     pub outbound: Vec<OutboundPattern>,
     /// Limits set.
     pub limits: LimitOverrides,
+    /// Instance reuse, if any.
+    pub reuse: Option<Reuse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +149,8 @@ struct RawManifest {
     allowed_outbound_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     limits: Option<Spanned<LimitOverrides>>,
+    #[serde(default)]
+    reuse: Option<Spanned<Reuse>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +172,7 @@ impl Manifest {
             dirs: Vec::new(),
             outbound: Vec::new(),
             limits: LimitOverrides::default(),
+            reuse: None,
         }
     }
 
@@ -217,6 +253,21 @@ impl Manifest {
                 limits.into_inner()
             }
         };
+        let reuse = match raw.reuse {
+            None => None,
+            Some(reuse) => {
+                let value = *reuse.get_ref();
+                if !(1..=1_000_000).contains(&value.requests) {
+                    let why = format!("reuse.requests: {} is outside 1..=1000000", value.requests);
+                    return Err(at(reuse.span(), why));
+                }
+                if !(1..=86_400).contains(&value.idle_secs) {
+                    let why = format!("reuse.idle_secs: {} is outside 1..=86400", value.idle_secs);
+                    return Err(at(reuse.span(), why));
+                }
+                Some(value)
+            }
+        };
         Ok(Manifest {
             routes,
             methods,
@@ -224,6 +275,7 @@ impl Manifest {
             dirs,
             outbound,
             limits,
+            reuse,
         })
     }
 }
@@ -344,6 +396,9 @@ mod tests {
                     let _ = writeln!(out, "outbound: {}", pattern.as_written());
                 }
                 let _ = writeln!(out, "limits: {:?}", m.limits);
+                if let Some(reuse) = m.reuse {
+                    let _ = writeln!(out, "reuse: {reuse:?}");
+                }
                 out
             }
         }

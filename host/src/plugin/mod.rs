@@ -18,6 +18,7 @@
 //! - [`wagi`]: the CGI-over-WASI executor.
 //! - [`proxy`]: the wasi:http executor.
 //! - [`outbound`]: which outbound requests a component may send.
+//! - [`reuse`]: instances kept between requests, where a sidecar asks.
 //! - [`watch`]: hot reload.
 
 pub mod compile;
@@ -26,6 +27,7 @@ pub mod manifest;
 pub mod outbound;
 pub mod proxy;
 pub mod registry;
+pub mod reuse;
 pub mod store;
 pub mod wagi;
 pub mod watch;
@@ -39,7 +41,7 @@ use wasmtime::component::Component;
 
 use self::compile::{Compile, megabytes};
 use self::engine::{MAX_MEMORY, Runtime};
-use self::manifest::{DirGrant, Manifest, RoutePattern};
+use self::manifest::{DirGrant, Manifest, Reuse, RoutePattern};
 use self::outbound::Outbound;
 use self::proxy::Proxy;
 use self::wagi::{Invocation, Wagi, read_body};
@@ -65,6 +67,9 @@ pub struct Limits {
     pub field_bytes: usize,
     /// Outbound requests a component may have in flight.
     pub outbound_requests: usize,
+    /// How long a wasi:http instance lives, if it serves more than one
+    /// request.
+    pub reuse: Option<Reuse>,
 }
 
 impl Limits {
@@ -82,6 +87,7 @@ impl Limits {
             handles: 1024,
             field_bytes: 64 << 10,
             outbound_requests: 8,
+            reuse: None,
         }
     }
 
@@ -119,6 +125,7 @@ impl Limits {
                 .map_or(self.outbound_requests, |n| {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 }),
+            reuse: self.reuse,
         }
     }
 }
@@ -214,7 +221,12 @@ impl Plugin {
             Err(e) => return Err(format!("{}: {e}", sidecar.display())),
         };
         let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let compile = Compile::start(Arc::clone(runtime), file.clone(), bytes);
+        let compile = Compile::start(
+            Arc::clone(runtime),
+            file.clone(),
+            bytes,
+            manifest.reuse.is_some(),
+        );
         let tag = format!("[plugin {name}]");
         Ok(Plugin {
             name: name.to_string(),
@@ -222,7 +234,10 @@ impl Plugin {
             tag,
             file,
             fingerprint,
-            limits: defaults.with(&manifest.limits),
+            limits: Limits {
+                reuse: manifest.reuse,
+                ..defaults.with(&manifest.limits)
+            },
             grants: Grants {
                 env: manifest.env.clone(),
                 dirs: manifest.dirs.clone(),
@@ -282,8 +297,14 @@ impl Plugin {
                 .collect::<Vec<_>>()
                 .join(" "),
         };
+        let reuse = self.limits.reuse.map_or_else(String::new, |reuse| {
+            format!(
+                "; reused for {} requests, {} s idle",
+                reuse.requests, reuse.idle_secs
+            )
+        });
         format!(
-            "Plugin {}: {} ({methods}; {})",
+            "Plugin {}: {} ({methods}; {}{reuse})",
             self.name,
             routes.join(" "),
             self.kind()

@@ -1,16 +1,29 @@
 //! The wasi:http executor: a component exporting
 //! `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world), one
-//! fresh instance per request.
+//! fresh instance per request, or, when the sidecar asks for reuse, an
+//! instance kept from an earlier request ([`Pool`]): one whose request
+//! ended cleanly (no trap, no limit reached, within its time, its response
+//! body finished and read to its end), up to `requests` requests each.
 //!
 //! The request reaches the guest as a wasi:http `incoming-request`: method,
 //! the path and query as the client sent them, `http` scheme, the `Host`
 //! header (or the address the client connected to) as authority, the
 //! header fields except the connection's own (`Connection`, `Keep-Alive`,
-//! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded. Three
-//! fields say what CGI's meta-variables would (the server sets them; a
-//! client's own are dropped): `wasmhttpd-script-name` and
-//! `wasmhttpd-path-info` (the route and the rest of the path, decoded, then
-//! percent-encoded whole) and `wasmhttpd-client-addr` (`ip:port`).
+//! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded. Fields
+//! that the server sets (a client's own are dropped) say what wasi:http
+//! cannot:
+//! - `wasmhttpd-script-name` and `wasmhttpd-path-info`: the route and the
+//!   rest of the path, decoded, then percent-encoded whole (CGI's
+//!   `SCRIPT_NAME` and `PATH_INFO`);
+//! - `wasmhttpd-client-addr` and `wasmhttpd-server-addr`: the client's
+//!   `ip:port`, and the one it connected to;
+//! - `wasmhttpd-request-line`: the request line as sent (the version is
+//!   nowhere else);
+//! - `wasmhttpd-field-names`: the names of the fields passed on, in the
+//!   client's order and case, comma-separated (wasi:http lower-cases them).
+//!
+//! These let Python's http.server run inside a guest exactly as it runs
+//! behind a socket (see `pybuild`).
 //!
 //! Bodies stream both ways, bounded:
 //! - the request body is passed on as the guest reads it, through a
@@ -40,16 +53,19 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::Store;
 use wasmtime::component::Component;
 use wasmtime_wasi::cli::AsyncStdoutStream;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy as Instance, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::engine::Runtime;
+use super::manifest::Reuse;
 use super::outbound::Outbound;
-use super::store::{ComponentState, new_store};
+use super::reuse::Pool;
+use super::store::{ComponentState, new_store, set_deadline};
 use super::wagi::{Invocation, judge, sandbox};
 use crate::budget::Share;
 use crate::cgi::output::{AbortOnDrop, COMMIT_THRESHOLD, Output};
@@ -64,9 +80,23 @@ use crate::response::{self, Failure, Outcome};
 /// Request body chunks in flight to the guest.
 const UPLOAD_CHUNKS: usize = 4;
 
-/// A component pre-linked against WASI and wasi:http.
+/// A component pre-linked against WASI and wasi:http, and its instances
+/// kept for reuse.
 pub struct Proxy {
     pre: ProxyPre<ComponentState>,
+    pool: Arc<Pool<Warm>>,
+}
+
+/// An instance that served a request cleanly, with what it holds.
+struct Warm {
+    store: Store<ComponentState>,
+    instance: Instance,
+    /// Requests it has served.
+    served: u32,
+    /// Its memory cap's share of the guest-memory budget.
+    memory: Share,
+    /// The running slot it holds until it is parked.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -83,7 +113,15 @@ impl Proxy {
     pub fn prepare(runtime: &Runtime, component: &Component) -> anyhow::Result<Proxy> {
         let pre = ProxyPre::new(runtime.link_component(component)?)
             .map_err(|e| anyhow!("cannot link: {e:#}"))?;
-        Ok(Proxy { pre })
+        Ok(Proxy {
+            pre,
+            pool: Arc::default(),
+        })
+    }
+
+    /// How many instances wait for a request.
+    pub fn parked(&self) -> usize {
+        self.pool.parked()
     }
 
     /// Answers `request`: starts an instance, streams the body to it and
@@ -107,11 +145,25 @@ impl Proxy {
             }
         };
         let incoming = incoming_request(request, &run, guest_body)?;
-        let memory = runtime.reserve_memory(limits.memory)?;
+        let instance = match limits.reuse.and_then(|reuse| self.pool.take(&reuse)) {
+            Some(warm) => Ready::Warm(warm),
+            None => Ready::Fresh(runtime.reserve_memory(limits.memory)?),
+        };
         let held = runtime.budgets().bodies.empty_share();
         let (head_sender, head) = oneshot::channel();
+        let (handover, handed) = oneshot::channel();
         let (outcome, producer) = self
-            .start(runtime, &run, outbound, incoming, head_sender, memory)
+            .start(
+                runtime,
+                &run,
+                outbound,
+                incoming,
+                instance,
+                Ends {
+                    head: head_sender,
+                    handover,
+                },
+            )
             .map_err(|error| {
                 crate::log::line(format!("{} {error:#}", run.tag));
                 HttpError::Upstream(StatusCode::INTERNAL_SERVER_ERROR)
@@ -129,39 +181,63 @@ impl Proxy {
             buffered: BytesMut::new(),
             held,
             ended: false,
+            parking: limits.reuse.map(|reuse| Parking {
+                handed,
+                pool: Arc::clone(&self.pool),
+                reuse,
+                idle_slots: Arc::clone(runtime.idle_slots()),
+            }),
         };
         let result = exchange.run(limits.response).await;
         finish(exchange, result, outcome, guard, run.tag, limits.response).await
     }
 
+    /// Runs the request in its own task, on `ready`'s instance (or a new
+    /// one). An instance that may serve again is handed over to whoever
+    /// reads the response, who parks it once the response was read to its
+    /// end ([`Parking`]).
     fn start(
         &self,
         runtime: &Arc<Runtime>,
         run: &Invocation<'_>,
         outbound: &Outbound,
         incoming: http::Request<GuestBody>,
-        head: oneshot::Sender<Head>,
-        memory_share: Share,
+        ready: Ready,
+        ends: Ends,
     ) -> anyhow::Result<(Outcome, tokio::task::AbortHandle)> {
-        let mut wasi = sandbox(run)?;
-        wasi.envs(&run.grants.env)
-            .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
-        let state = ComponentState::new(wasi.build(), outbound, run.limits.host_caps());
+        let Ends { head, handover } = ends;
         let timeout = run.limits.timeout;
         let memory = run.limits.memory;
-        let mut store = new_store(runtime, state, Instant::now() + timeout);
+        let deadline = Instant::now() + timeout;
+        let (mut store, mut instance, served, memory_share) = match ready {
+            Ready::Warm(mut warm) => {
+                set_deadline(&mut warm.store, deadline);
+                // Parked, it held an idle slot: it takes a running one below.
+                (warm.store, Some(warm.instance), warm.served, warm.memory)
+            }
+            Ready::Fresh(share) => {
+                let mut wasi = sandbox(run)?;
+                wasi.envs(&run.grants.env)
+                    .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
+                let state = ComponentState::new(wasi.build(), outbound, run.limits.host_caps());
+                (new_store(runtime, state, deadline), None, 0, share)
+            }
+        };
+        let reuse = run.limits.reuse.filter(|r| served + 1 < r.requests);
         let pre = self.pre.clone();
         let slots = Arc::clone(runtime.slots());
         let tag = run.tag.to_string();
         let (report, outcome) = oneshot::channel();
         let task = tokio::spawn(async move {
-            // The instance's memory cap is held of the budget while it lives.
-            let _memory = memory_share;
-            let Ok(_slot) = slots.acquire_owned().await else {
+            let Ok(slot) = slots.acquire_owned().await else {
                 return;
             };
-            let handle = async move {
-                let proxy = pre.instantiate_async(&mut store).await?;
+            let handle = async {
+                let proxy = match instance.take() {
+                    Some(proxy) => proxy,
+                    None => pre.instantiate_async(&mut store).await?,
+                };
+                let proxy = instance.insert(proxy);
                 let request = store
                     .data_mut()
                     .http()
@@ -172,17 +248,92 @@ impl Proxy {
                     .call_handle(&mut store, request, response)
                     .await
             };
-            // The store lives in `handle`: it is gone, and the response body
-            // closed, before the outcome is reported.
             let result = tokio::time::timeout(timeout, handle).await;
             let verdict = judge(result, timeout, memory);
             if let Err(failure) = &verdict {
                 crate::log::line(format!("{tag} {}", failure.reason));
             }
+            // An instance near its memory cap is retired rather than kept
+            // to fail a later request (a guest that leaks, as
+            // componentize-py 0.25 leaks every byte written to a stream).
+            let used = store.data_mut().caps.memory_used();
+            let roomy = used <= memory / 4 * 3;
+            if reuse.is_some() && verdict.is_ok() && !roomy {
+                crate::log::line(format!(
+                    "{tag} instance retired: it uses {} of its {} MiB of memory",
+                    used >> 20,
+                    memory >> 20
+                ));
+            }
+            let (Some(_), Some(instance), Ok(()), true) = (reuse, instance, &verdict, roomy) else {
+                // The store goes, and the response body is closed, before
+                // the outcome is reported.
+                drop(store);
+                let _ = report.send(verdict);
+                return;
+            };
+            // Handed over before the outcome is reported: the reader of the
+            // response has it by the time it learns the outcome. It keeps
+            // its running slot until it is parked (or dropped).
+            let _ = handover.send(Warm {
+                store,
+                instance,
+                served: served + 1,
+                memory: memory_share,
+                slot: Some(slot),
+            });
             let _ = report.send(verdict);
         });
         Ok((outcome, task.abort_handle()))
     }
+}
+
+/// Where the instance's answer goes, and the instance itself when it may
+/// serve again.
+struct Ends {
+    head: oneshot::Sender<Head>,
+    handover: oneshot::Sender<Warm>,
+}
+
+/// What the reader of a response parks its instance with, once the
+/// response was read to its end: the request is then over, cleanly. A
+/// response not read to its end drops this, and the instance with it.
+struct Parking {
+    handed: oneshot::Receiver<Warm>,
+    pool: Arc<Pool<Warm>>,
+    reuse: Reuse,
+    idle_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Parking {
+    /// Parks the instance, once it has been handed over (it is, before the
+    /// outcome is reported); `Pending` until then.
+    fn poll_park(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match Pin::new(&mut self.handed).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(mut warm)) => {
+                // Its running slot goes as it takes an idle one.
+                let slot = warm.slot.take();
+                self.pool.park(warm, &self.reuse, &self.idle_slots);
+                drop(slot);
+                Poll::Ready(())
+            }
+            // Not to be reused.
+            Poll::Ready(Err(_)) => Poll::Ready(()),
+        }
+    }
+
+    async fn park(mut self) {
+        std::future::poll_fn(|cx| self.poll_park(cx)).await;
+    }
+}
+
+/// The instance a request runs on.
+enum Ready {
+    /// A parked one.
+    Warm(Warm),
+    /// A new one, with its memory cap's share of the budget.
+    Fresh(Share),
 }
 
 /// The `http::Request` the guest receives.
@@ -207,16 +358,10 @@ fn incoming_request(
         .build()
         .map_err(|_| HttpError::BadRequest("Bad request path".into()))?;
     let mut headers = request.headers.clone();
-    for hop in [
-        header::CONNECTION,
-        header::TE,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for hop in HOP_BY_HOP {
         headers.remove(hop);
     }
-    headers.remove("keep-alive");
-    for name in [SCRIPT_NAME, PATH_INFO, CLIENT_ADDR] {
+    for name in SERVER_FIELDS {
         headers.remove(name);
     }
     let mut add = |name: &'static str, value: String| {
@@ -226,8 +371,17 @@ fn incoming_request(
     };
     add(SCRIPT_NAME, percent_encode(run.script_name.as_bytes()));
     add(PATH_INFO, percent_encode(run.path_info.as_bytes()));
-    let client = std::net::SocketAddr::new(request.peer.ip().to_canonical(), request.peer.port());
-    add(CLIENT_ADDR, client.to_string());
+    let canonical = |addr: std::net::SocketAddr| {
+        std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+    };
+    add(CLIENT_ADDR, canonical(request.peer));
+    add(SERVER_ADDR, canonical(request.local));
+    let (line, names) = as_sent(request);
+    for (name, value) in [(REQUEST_LINE, line), (FIELD_NAMES, names)] {
+        if let Ok(value) = http::HeaderValue::from_maybe_shared(value) {
+            headers.insert(name, value);
+        }
+    }
     let mut incoming = http::Request::new(body);
     *incoming.method_mut() = request.method.clone();
     *incoming.uri_mut() = uri;
@@ -235,12 +389,76 @@ fn incoming_request(
     Ok(incoming)
 }
 
+/// The request line as sent, and the names of the fields the guest gets in
+/// the client's order and case. A request that did not arrive as HTTP/1
+/// text gets a line made from its parts, and no names.
+fn as_sent(request: &Request) -> (Bytes, Bytes) {
+    let mut lines = request.head.split(|&b| b == b'\n');
+    let Some(first) = lines.next().filter(|line| !line.is_empty()) else {
+        let line = format!(
+            "{} {} {:?}",
+            request.method,
+            String::from_utf8_lossy(&request.target),
+            request.version
+        );
+        return (Bytes::from(line), Bytes::new());
+    };
+    let line = request
+        .head
+        .slice_ref(first.strip_suffix(b"\r").unwrap_or(first));
+    let mut names = Vec::with_capacity(request.headers.len() * 12);
+    for field in lines {
+        let Some(colon) = field.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = &field[..colon];
+        let passed_on = !HOP_BY_HOP
+            .iter()
+            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+            && !SERVER_FIELDS
+                .iter()
+                .any(|own| name.eq_ignore_ascii_case(own.as_bytes()));
+        if passed_on {
+            if !names.is_empty() {
+                names.push(b',');
+            }
+            names.extend_from_slice(name);
+        }
+    }
+    (line, Bytes::from(names))
+}
+
+/// The connection's own fields, which the guest does not get.
+const HOP_BY_HOP: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The fields the server sets.
+const SERVER_FIELDS: [&str; 6] = [
+    SCRIPT_NAME,
+    PATH_INFO,
+    CLIENT_ADDR,
+    SERVER_ADDR,
+    REQUEST_LINE,
+    FIELD_NAMES,
+];
+
 /// Where the plugin is mounted (`SCRIPT_NAME`), percent-encoded.
 const SCRIPT_NAME: &str = "wasmhttpd-script-name";
 /// The rest of the path (`PATH_INFO`), percent-encoded.
 const PATH_INFO: &str = "wasmhttpd-path-info";
 /// The client's `ip:port`.
 const CLIENT_ADDR: &str = "wasmhttpd-client-addr";
+/// The `ip:port` the client connected to.
+const SERVER_ADDR: &str = "wasmhttpd-server-addr";
+/// The request line as sent.
+const REQUEST_LINE: &str = "wasmhttpd-request-line";
+/// The names of the fields passed on, as sent.
+const FIELD_NAMES: &str = "wasmhttpd-field-names";
 
 /// The request body as the guest reads it: chunks from the connection, or
 /// the error that ended it.
@@ -355,6 +573,8 @@ struct Exchange<'b, 'c> {
     held: Share,
     /// Whether the response body has ended.
     ended: bool,
+    /// Where the instance goes once the response was read to its end.
+    parking: Option<Parking>,
 }
 
 /// Why the exchange stopped before a response could be sent.
@@ -504,6 +724,12 @@ async fn finish(
             return failed(StatusCode::BAD_GATEWAY, Some(why));
         }
         Err(Stop::BodyFailed(error)) => {
+            // A body that fails because its instance did (a trap, a limit)
+            // is answered as that failure, which the instance's end logged.
+            drop(exchange);
+            if let Ok(Err(Failure { status, .. })) = outcome.await {
+                return Err(HttpError::Upstream(status));
+            }
             let why = format!("aborted its response body: {error}");
             return failed(StatusCode::BAD_GATEWAY, Some(why));
         }
@@ -512,6 +738,7 @@ async fn finish(
         answer,
         buffered,
         ended,
+        parking,
         ..
     } = exchange;
     let Some((parts, body)) = answer else {
@@ -531,10 +758,14 @@ async fn finish(
                 );
             }
         }
+        if let Some(parking) = parking {
+            parking.park().await;
+        }
         // The instance has ended: the guard, dropped, stops nothing.
         response::Body::Bytes(buffered.freeze())
     } else {
-        let stream = guard.stream(buffered.freeze(), BodyReader::new(body), outcome, limit);
+        let reader = BodyReader::new(body, parking);
+        let stream = guard.stream(buffered.freeze(), reader, outcome, limit);
         response::Body::Stream(stream)
     };
     let mut response = response::Response::new(status, body);
@@ -542,10 +773,13 @@ async fn finish(
     Ok(Output::Response(response))
 }
 
-/// The guest's header fields, less those the connection sets itself.
+/// The guest's header fields, less those the connection sets itself
+/// (`Server` and `Date` are the guest's to set, as a Python handler does).
 fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     for name in SET_BY_SERVER {
-        headers.remove(name);
+        if name != "server" && name != "date" {
+            headers.remove(name);
+        }
     }
     // Hop-by-hop fields, which a wasi:http response may also carry.
     headers.remove(header::UPGRADE);
@@ -553,17 +787,22 @@ fn response_headers(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
-/// A response body read as bytes.
+/// A response body read as bytes; at its end, its instance is parked
+/// before the end is reported.
 struct BodyReader {
     body: HyperOutgoingBody,
     chunk: Bytes,
+    ended: bool,
+    parking: Option<Parking>,
 }
 
 impl BodyReader {
-    fn new(body: HyperOutgoingBody) -> BodyReader {
+    fn new(body: HyperOutgoingBody, parking: Option<Parking>) -> BodyReader {
         BodyReader {
             body,
             chunk: Bytes::new(),
+            ended: false,
+            parking,
         }
     }
 }
@@ -575,9 +814,16 @@ impl AsyncRead for BodyReader {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         while self.chunk.is_empty() {
+            if self.ended {
+                if let Some(parking) = self.parking.as_mut() {
+                    std::task::ready!(parking.poll_park(cx));
+                    self.parking = None;
+                }
+                return Poll::Ready(Ok(()));
+            }
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(None) => self.ended = true,
                 Poll::Ready(Some(Err(error))) => {
                     return Poll::Ready(Err(std::io::Error::other(error.to_string())));
                 }

@@ -9,7 +9,9 @@
 //!   and memories. Growing past the memory cap traps with
 //!   [`MemoryLimitReached`].
 //! - [`new_store`]: a store with the caps, that yields to the executor at
-//!   every epoch tick and stops at its deadline with [`DeadlineExceeded`].
+//!   every epoch tick and stops at its deadline with [`DeadlineExceeded`]
+//!   (a reused instance's deadline is set again for each request:
+//!   [`set_deadline`]).
 
 use std::time::Instant;
 
@@ -159,6 +161,7 @@ impl std::error::Error for DeadlineExceeded {}
 /// instances together).
 #[derive(Debug)]
 pub struct Caps {
+    deadline: Instant,
     memory_limit: usize,
     memory_used: usize,
     instances: usize,
@@ -179,12 +182,20 @@ impl Caps {
 
     fn new(memory_limit: u64, instances: usize, memories: usize, tables: usize) -> Caps {
         Caps {
+            deadline: Instant::now(),
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             memory_used: 0,
             instances,
             memories,
             tables,
         }
+    }
+}
+
+impl Caps {
+    /// Linear memory in use now, bytes, over all of the instance's memories.
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used as u64
     }
 }
 
@@ -230,15 +241,21 @@ impl ResourceLimiter for Caps {
 pub fn new_store<T: Capped>(runtime: &Runtime, state: T, deadline: Instant) -> Store<T> {
     let mut store = Store::new(runtime.engine(), state);
     store.limiter(|state| state.caps());
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    store.epoch_deadline_callback(|mut store| {
+        if Instant::now() >= store.data_mut().caps().deadline {
             Err(wasmtime::Error::new(DeadlineExceeded))
         } else {
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    store.set_epoch_deadline(1);
+    set_deadline(&mut store, deadline);
     store
+}
+
+/// Sets the time after which the store's guest is stopped.
+pub fn set_deadline<T: Capped>(store: &mut Store<T>, deadline: Instant) {
+    store.data_mut().caps().deadline = deadline;
+    store.set_epoch_deadline(1);
 }
 
 #[cfg(test)]

@@ -1,0 +1,160 @@
+"""Python's own handlers: the same BaseHTTPRequestHandler file
+(bench/python/hello.py) under python3's ThreadingHTTPServer, and built by
+`wasmhttpd build` into a plugin served with a fresh instance per request
+and with instance reuse.
+
+1. Throughput and server CPU per request: server on CPU 0, wrk on CPU 1,
+   interleaved rounds, medians (see harness.py). Targets: fresh ≤ 1 ms of
+   server CPU per request; reuse ≥ 0.5x python3's req/s.
+2. The build: seconds for `wasmhttpd build` (toolchain installed).
+3. Warm restart: starting wasmhttpd to the plugin's first answer, compile
+   cache warm (median of 5). Target: < 300 ms.
+4. Memory per instance: the server's RSS with 1 and with 16 instances kept
+   for reuse.
+
+    python3 bench/python.py     # BENCH_SECONDS=5 BENCH_ROUNDS=5
+"""
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ROOT, Server, build_release, compare, ensure_packages, free_port,  # noqa: E402
+                     median, table)
+
+HANDLER = os.path.join(ROOT, "bench", "python", "hello.py")
+CONNECTIONS = 8
+
+RUNNER = """
+import http.server, importlib.util, sys
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), module.Hello).serve_forever()
+"""
+
+
+def build(binary, out):
+    started = time.monotonic()
+    subprocess.run([binary, "build", HANDLER, "-o", out], check=True)
+    return time.monotonic() - started
+
+
+def get(port, path, timeout=120):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def first_answer(binary, site, plugins):
+    """Seconds from starting wasmhttpd to the plugin's first 200."""
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins, "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.monotonic() < started + 300:
+            try:
+                status = get(port, "/hello")
+                if status != 200:
+                    raise RuntimeError(f"the plugin answered {status}")
+                return time.monotonic() - started
+            except (ConnectionRefusedError, socket.timeout):
+                time.sleep(0.002)
+        raise RuntimeError("the plugin never answered")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def instance_memory(binary, site, plugins):
+    """The server's RSS growth per instance kept for reuse, from 1 to 16
+    instances (16 requests at once, each slowed by a client that reads its
+    response only after all 16 were sent)."""
+    port = free_port()
+    server = Server("wasmhttpd", [binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins,
+                                  "-q"], port)
+    try:
+        get(port, "/hello")
+        time.sleep(0.5)
+        one = rss_kib(server.proc.pid)
+        subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d3s",
+                        f"http://127.0.0.1:{port}/hello"], check=True, capture_output=True)
+        time.sleep(0.5)
+        many = rss_kib(server.proc.pid)
+        return one, many
+    finally:
+        server.stop()
+
+
+def main():
+    ensure_packages("wrk")
+    binary = build_release()
+    work = tempfile.mkdtemp(prefix="wasmhttpd-bench-python-")
+    try:
+        site = os.path.join(work, "site")
+        fresh = os.path.join(work, "fresh")
+        reuse = os.path.join(work, "reuse")
+        for d in (site, fresh, reuse):
+            os.makedirs(d)
+        wasm = os.path.join(fresh, "hello.wasm")
+        seconds = build(binary, wasm)
+        shutil.copy(wasm, reuse)
+        with open(os.path.join(reuse, "hello.toml"), "w") as f:
+            f.write("[reuse]\nrequests = 1000000\nidle_secs = 60\n")
+        # The first start compiles the component into the cache.
+        print(f"first start (compile): {first_answer(binary, site, fresh):.2f} s")
+
+        ports = {"python3": free_port(), "wasmhttpd fresh": free_port(), "wasmhttpd reuse": free_port()}
+
+        def wasmhttpd(name, plugins):
+            argv = [binary, str(ports[name]), "-b", "127.0.0.1", "-d", site, "--plugins", plugins, "-q"]
+            server = Server(name, argv, ports[name])
+            get(ports[name], "/hello")  # loaded before wrk starts
+            return server
+
+        servers = {
+            "python3": lambda: Server("python3", ["python3", "-c", RUNNER, HANDLER, str(ports["python3"])],
+                                      ports["python3"]),
+            "wasmhttpd fresh": lambda: wasmhttpd("wasmhttpd fresh", fresh),
+            "wasmhttpd reuse": lambda: wasmhttpd("wasmhttpd reuse", reuse),
+        }
+        paths = {"python3": "/hello", "wasmhttpd fresh": "/hello", "wasmhttpd reuse": "/hello"}
+        results = compare(servers, paths, connections=CONNECTIONS)
+        table("a BaseHTTPRequestHandler hello, the same file", results, "wasmhttpd reuse",
+              ["python3", "wasmhttpd fresh"], connections=CONNECTIONS)
+        ratios = [a["rps"] / b["rps"] for a, b in zip(results["wasmhttpd fresh"], results["python3"])]
+        print(f"ratio wasmhttpd fresh/python3 req/s    {median(ratios):6.2f}x"
+              f"  (rounds: {min(ratios):.2f}-{max(ratios):.2f})")
+
+        print(f"\nbuild (wasmhttpd build, toolchain installed): {seconds:.1f} s,"
+              f" {os.path.getsize(wasm) / 1e6:.1f} MB")
+        restarts = [first_answer(binary, site, fresh) for _ in range(5)]
+        print(f"warm restart to the first answer: median {median(restarts) * 1000:.0f} ms"
+              f" (range {min(restarts) * 1000:.0f}-{max(restarts) * 1000:.0f} ms)")
+        one, many = instance_memory(binary, site, reuse)
+        print(f"server RSS: {one / 1024:.1f} MiB with one instance kept, {many / 1024:.1f} MiB after 16 at"
+              f" once: {(many - one) / 15 / 1024:.1f} MiB per instance")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
