@@ -614,6 +614,11 @@ fn with_reuse_globals_persist_and_a_crashed_instance_is_never_reused() {
     assert!(count(&pair.server).starts_with("count=1 "));
     assert_eq!(get(&pair.server, "raise-early").status, 500);
     assert!(count(&pair.server).starts_with("count=2 "));
+    // One that exits mid-response, even with status 0, has ended: its
+    // response fails at once (it is not kept, holding the response open).
+    let response = get(&pair.server, "exit");
+    assert_eq!(response.status, 502, "{response:?}");
+    assert!(count(&pair.server).starts_with("count=1 "));
 }
 
 fn build(args: &[&str]) -> (i32, String) {

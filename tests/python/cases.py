@@ -86,6 +86,14 @@ class Cases(BaseHTTPRequestHandler):
             # Ends the instance as a crash would: under reuse it is not kept.
             sys.stdout.flush()
             os.abort()
+        elif name == "exit":
+            # Ends the instance mid-response with status 0: not a trap, but
+            # the end of the instance all the same.
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"partial")
+            os._exit(0)
         elif name == "silent":
             pass
         else:

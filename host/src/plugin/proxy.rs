@@ -95,7 +95,8 @@ struct Warm {
     served: u32,
     /// Its memory cap's share of the guest-memory budget.
     memory: Share,
-    /// The running slot it holds until it is parked.
+    /// The slot it holds between pool and task: its running slot until it
+    /// is parked, its idle slot until it runs again.
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -146,7 +147,10 @@ impl Proxy {
         };
         let incoming = incoming_request(request, &run, guest_body)?;
         let instance = match limits.reuse.and_then(|reuse| self.pool.take(&reuse)) {
-            Some(warm) => Ready::Warm(warm),
+            Some((mut warm, idle_slot)) => {
+                warm.slot = Some(idle_slot);
+                Ready::Warm(warm)
+            }
             None => Ready::Fresh(runtime.reserve_memory(limits.memory)?),
         };
         let held = runtime.budgets().bodies.empty_share();
@@ -208,19 +212,23 @@ impl Proxy {
         let Ends { head, handover } = ends;
         let timeout = run.limits.timeout;
         let memory = run.limits.memory;
-        let deadline = Instant::now() + timeout;
-        let (mut store, mut instance, served, memory_share) = match ready {
-            Ready::Warm(mut warm) => {
-                set_deadline(&mut warm.store, deadline);
-                // Parked, it held an idle slot: it takes a running one below.
-                (warm.store, Some(warm.instance), warm.served, warm.memory)
-            }
+        // Taken from the pool, an instance keeps its idle slot until it has
+        // a running one, so it is always counted in one of the two.
+        let (mut store, mut instance, served, memory_share, idle_slot) = match ready {
+            Ready::Warm(warm) => (
+                warm.store,
+                Some(warm.instance),
+                warm.served,
+                warm.memory,
+                warm.slot,
+            ),
             Ready::Fresh(share) => {
                 let mut wasi = sandbox(run)?;
                 wasi.envs(&run.grants.env)
                     .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
                 let state = ComponentState::new(wasi.build(), outbound, run.limits.host_caps());
-                (new_store(runtime, state, deadline), None, 0, share)
+                let store = new_store(runtime, state, Instant::now() + timeout);
+                (store, None, 0, share, None)
             }
         };
         let reuse = run.limits.reuse.filter(|r| served + 1 < r.requests);
@@ -232,6 +240,9 @@ impl Proxy {
             let Ok(slot) = slots.acquire_owned().await else {
                 return;
             };
+            drop(idle_slot);
+            // Its time starts now, not while it waited for a slot.
+            set_deadline(&mut store, Instant::now() + timeout);
             let handle = async {
                 let proxy = match instance.take() {
                     Some(proxy) => proxy,
@@ -249,7 +260,19 @@ impl Proxy {
                     .await
             };
             let result = tokio::time::timeout(timeout, handle).await;
-            let verdict = judge(result, timeout, memory);
+            // Only a guest that returned may serve again (one that exited,
+            // even with status 0, has ended).
+            let returned = matches!(result, Ok(Ok(())));
+            let mut verdict = judge(result, timeout, memory);
+            // A response body the guest never finished (it exited, or kept
+            // the handle) would read as complete once its store is gone:
+            // wasmtime ends a body whose finisher is dropped as if finished.
+            if verdict.is_ok() && holds_unfinished_body(&mut store.data_mut().table) {
+                verdict = Err(Failure {
+                    status: StatusCode::BAD_GATEWAY,
+                    reason: "ended without finishing its response body".into(),
+                });
+            }
             if let Err(failure) = &verdict {
                 crate::log::line(format!("{tag} {}", failure.reason));
             }
@@ -265,7 +288,10 @@ impl Proxy {
                     memory >> 20
                 ));
             }
-            let (Some(_), Some(instance), Ok(()), true) = (reuse, instance, &verdict, roomy) else {
+            // One that kept a handle of its request or response (in a global,
+            // say) would hold the response open while parked.
+            let done = returned && !holds_request(&mut store.data_mut().table);
+            let (Some(_), Some(instance), true, true) = (reuse, instance, done, roomy) else {
                 // The store goes, and the response body is closed, before
                 // the outcome is reported.
                 drop(store);
@@ -286,6 +312,28 @@ impl Proxy {
         });
         Ok((outcome, task.abort_handle()))
     }
+}
+
+/// Whether an outgoing body is still open: the response's (or, in a guest
+/// that left one unfinished, an outbound request's, which is as wrong).
+fn holds_unfinished_body(table: &mut wasmtime::component::ResourceTable) -> bool {
+    use wasmtime_wasi_http::p2::body::HostOutgoingBody;
+    table.iter_mut().any(|entry| entry.is::<HostOutgoingBody>())
+}
+
+/// Whether the guest still holds a handle of its request or response.
+fn holds_request(table: &mut wasmtime::component::ResourceTable) -> bool {
+    use wasmtime_wasi_http::p2::body::{HostIncomingBody, HostOutgoingBody};
+    use wasmtime_wasi_http::p2::types::{
+        HostIncomingRequest, HostOutgoingResponse, HostResponseOutparam,
+    };
+    table.iter_mut().any(|entry| {
+        entry.is::<HostResponseOutparam>()
+            || entry.is::<HostOutgoingResponse>()
+            || entry.is::<HostOutgoingBody>()
+            || entry.is::<HostIncomingRequest>()
+            || entry.is::<HostIncomingBody>()
+    })
 }
 
 /// Where the instance's answer goes, and the instance itself when it may

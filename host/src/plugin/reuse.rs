@@ -30,7 +30,7 @@ pub struct Pool<I> {
 struct Parked<I> {
     instance: I,
     since: Instant,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 }
 
 impl<I> Default for Pool<I> {
@@ -43,14 +43,15 @@ impl<I> Default for Pool<I> {
 }
 
 impl<I: Send + 'static> Pool<I> {
-    /// The most recently parked instance still within its idle time.
-    pub fn take(&self, reuse: &Reuse) -> Option<I> {
+    /// The most recently parked instance still within its idle time, with
+    /// the idle slot it holds (to be let go once it has a running one).
+    pub fn take(&self, reuse: &Reuse) -> Option<(I, OwnedSemaphorePermit)> {
         let idle = Duration::from_secs(reuse.idle_secs);
         let (found, expired) = {
             let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
             let found = parked.pop();
             match found {
-                Some(p) if p.since.elapsed() <= idle => (Some(p.instance), Vec::new()),
+                Some(p) if p.since.elapsed() <= idle => (Some((p.instance, p.slot)), Vec::new()),
                 // The newest has expired: so have all the others.
                 Some(p) => {
                     let mut expired = std::mem::take(&mut *parked);
@@ -73,7 +74,7 @@ impl<I: Send + 'static> Pool<I> {
         parked.push(Parked {
             instance,
             since: Instant::now(),
-            _slot: slot,
+            slot,
         });
         if !self.sweeping.swap(true, Ordering::AcqRel) {
             let idle = Duration::from_secs(reuse.idle_secs);
@@ -140,10 +141,13 @@ mod tests {
             pool.park(n, &reuse(60), &slots);
         }
         assert_eq!(pool.parked(), 2, "the third found no idle slot");
-        assert_eq!(pool.take(&reuse(60)), Some(2));
-        assert_eq!(slots.available_permits(), 1, "taking frees its slot");
-        assert_eq!(pool.take(&reuse(60)), Some(1));
-        assert_eq!(pool.take(&reuse(60)), None);
+        let (two, slot) = pool.take(&reuse(60)).expect("two");
+        assert_eq!(two, 2);
+        assert_eq!(slots.available_permits(), 0, "taken, it keeps its slot");
+        drop(slot);
+        assert_eq!(slots.available_permits(), 1);
+        assert_eq!(pool.take(&reuse(60)).map(|(n, _)| n), Some(1));
+        assert!(pool.take(&reuse(60)).is_none());
     }
 
     #[tokio::test]
@@ -155,7 +159,7 @@ mod tests {
         pool.park(2, &reuse(1), &slots);
         assert!(pool.sweep_once(Duration::from_secs(1)), "one is left");
         assert_eq!(pool.parked(), 1, "the first went after 1 s");
-        assert_eq!(pool.take(&reuse(1)), Some(2));
+        assert_eq!(pool.take(&reuse(1)).map(|(n, _)| n), Some(2));
         // The sweeper, left to itself, empties the pool and stops.
         pool.park(3, &reuse(1), &slots);
         let waited = Instant::now();

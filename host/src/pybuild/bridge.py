@@ -60,6 +60,7 @@ from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports.streams import StreamError_Closed
 from wit_world.imports.types import (
+    ErrorCode_InternalError,
     Fields,
     OutgoingBody,
     OutgoingResponse,
@@ -263,7 +264,10 @@ class ChunkedDecoder:
             if self.state == "crlf":
                 self.state = "size"
             elif self.state == "size":
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                digits = line.split(b";", 1)[0].strip()
+                if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                    raise ValueError(f"the handler wrote a bad chunk size: {line[:40]!r}")
+                size = int(digits, 16)
                 if size == 0:
                     self.state = "trailers"
                 else:
@@ -273,6 +277,9 @@ class ChunkedDecoder:
             if self.state == "done":
                 break
         return b"".join(out)
+
+    def finished(self):
+        return self.state == "done"
 
 
 class Response:
@@ -329,11 +336,18 @@ class Response:
                 continue
             key = name.strip().decode("latin-1").lower()
             value = value.strip()
-            if key == "transfer-encoding" and b"chunked" in value.lower():
+            if key == "transfer-encoding":
+                codings = [c.strip() for c in value.lower().split(b",") if c.strip()]
+                if codings != [b"chunked"]:
+                    raise ValueError(f"the handler used a transfer coding the bridge cannot undo: {value!r}")
                 self.chunked = ChunkedDecoder()
-            if key in CONNECTION_FIELDS or (self.head_only and key == "content-length"):
+            if key in CONNECTION_FIELDS:
                 continue
             fields.append((key, value))
+        # The body's length is the server's to say for HEAD, and a
+        # Content-Length beside chunked coding is void (RFC 9112 6.3).
+        if self.head_only or self.chunked is not None:
+            fields = [(k, v) for k, v in fields if k != "content-length"]
         response = OutgoingResponse(Fields.from_list(fields))
         response.set_status_code(status)
         self.body = response.body()
@@ -362,6 +376,8 @@ class Response:
             self.start()
         if not self.started:
             return False
+        if self.chunked is not None and not self.chunked.finished():
+            raise ValueError("the handler's chunked body ended before its last chunk")
         self.stream.blocking_flush()
         self.release()
         body, self.body = self.body, None
@@ -504,6 +520,9 @@ def serve(handler_class, request, outparam):
     finally:
         rfile.release()
         response.release()
+        if not response.started:
+            # Consumed, so that no handle of this request outlives it.
+            ResponseOutparam.set(outparam, Err(ErrorCode_InternalError("no response")))
         request.__exit__(None, None, None)
         sys.stderr.flush()
 
