@@ -10,7 +10,10 @@ and with instance reuse.
 3. Warm restart: starting wasmhttpd to the plugin's first answer, compile
    cache warm (median of 5). Target: < 300 ms.
 4. Memory per instance: the server's RSS with 1 and with 16 instances kept
-   for reuse.
+   for reuse (wrk -c16 leaves 16 parked).
+
+python3 runs the handler with Nagle disabled (its best case: otherwise a
+kept-alive connection stalls 40 ms per request on delayed ACKs).
 
     python3 bench/python.py     # BENCH_SECONDS=5 BENCH_ROUNDS=5
 """
@@ -31,11 +34,15 @@ from harness import (ROOT, Server, build_release, compare, ensure_packages, free
 HANDLER = os.path.join(ROOT, "bench", "python", "hello.py")
 CONNECTIONS = 8
 
+# Python at its best: its handler writes the head and the body in two
+# sends, which on a kept-alive connection stall on Nagle and delayed ACKs
+# (40 ms each) unless the handler class disables Nagle.
 RUNNER = """
 import http.server, importlib.util, sys
 spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+module.Hello.disable_nagle_algorithm = True
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), module.Hello).serve_forever()
 """
 
@@ -92,12 +99,14 @@ def instance_memory(binary, site, plugins):
     server = Server("wasmhttpd", [binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins,
                                   "-q"], port)
     try:
-        get(port, "/hello")
-        time.sleep(0.5)
+        # Settled: the compiled code loaded, one instance parked.
+        for _ in range(20):
+            get(port, "/hello")
+        time.sleep(2)
         one = rss_kib(server.proc.pid)
         subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d3s",
                         f"http://127.0.0.1:{port}/hello"], check=True, capture_output=True)
-        time.sleep(0.5)
+        time.sleep(2)
         many = rss_kib(server.proc.pid)
         return one, many
     finally:
@@ -151,7 +160,7 @@ def main():
               f" (range {min(restarts) * 1000:.0f}-{max(restarts) * 1000:.0f} ms)")
         one, many = instance_memory(binary, site, reuse)
         print(f"server RSS: {one / 1024:.1f} MiB with one instance kept, {many / 1024:.1f} MiB after 16 at"
-              f" once: {(many - one) / 15 / 1024:.1f} MiB per instance")
+              f" once ({(many - one) / 15 / 1024:+.1f} MiB per instance by difference)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use support::{Server, Setup, build_command, python_plugin, workspace};
+use support::{Server, Setup, build_command, python_plugin, python_plugin_with, workspace};
 
 /// Serves a handler class from a file with python3's ThreadingHTTPServer
 /// on 127.0.0.1, port 0, and prints the port.
@@ -690,4 +690,16 @@ fn a_handler_that_cannot_be_built_is_one_line_naming_the_file_and_line() {
     let (code, stderr) = build(&[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("HANDLER.py"), "{stderr}");
+}
+
+#[test]
+fn modules_beside_the_handler_and_under_path_are_bundled() {
+    let lib = workspace().join("tests/python/lib");
+    let wasm = python_plugin_with("modules.py", None, &["--path", lib.to_str().expect("utf-8")]);
+    let setup = Setup::new().with(&wasm, "modules");
+    let server = setup.start(&[]);
+    server.wait_for_stdout(|l| l.starts_with("Plugin modules: ") && l.contains("wasi:http component"));
+    let response = server.get("/modules");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "Hello, plugin! (from beside)\n");
 }

@@ -674,6 +674,11 @@ pub fn build_command(args: &[&str]) -> Command {
 /// `class`, when given), once per version of the file and of the bridge:
 /// kept in `target/python-plugins` across runs, as builds take seconds.
 pub fn python_plugin(file: &str, class: Option<&str>) -> PathBuf {
+    python_plugin_with(file, class, &[])
+}
+
+/// Like [`python_plugin`], with more arguments for `wasmhttpd build`.
+pub fn python_plugin_with(file: &str, class: Option<&str>, extra: &[&str]) -> PathBuf {
     use std::hash::{Hash, Hasher};
     static BUILDING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
@@ -689,6 +694,7 @@ pub fn python_plugin(file: &str, class: Option<&str>) -> PathBuf {
         .expect("build")
         .hash(&mut hasher);
     class.hash(&mut hasher);
+    extra.hash(&mut hasher);
     let stem = file.trim_end_matches(".py").replace('/', "-");
     let out = workspace()
         .join("target/python-plugins")
@@ -705,6 +711,7 @@ pub fn python_plugin(file: &str, class: Option<&str>) -> PathBuf {
     if let Some(class) = class {
         args.extend(["--handler", class]);
     }
+    args.extend_from_slice(extra);
     let output = build_command(&args).output().expect("run wasmhttpd build");
     assert!(
         output.status.success() && out.is_file(),

@@ -1,0 +1,5 @@
+"""A pure-Python module the modules test finds under --path."""
+
+
+def greet(name):
+    return f"Hello, {name}!"
