@@ -695,10 +695,16 @@ fn a_handler_that_cannot_be_built_is_one_line_naming_the_file_and_line() {
 #[test]
 fn modules_beside_the_handler_and_under_path_are_bundled() {
     let lib = workspace().join("tests/python/lib");
-    let wasm = python_plugin_with("modules.py", None, &["--path", lib.to_str().expect("utf-8")]);
+    let wasm = python_plugin_with(
+        "modules.py",
+        None,
+        &["--path", lib.to_str().expect("utf-8")],
+    );
     let setup = Setup::new().with(&wasm, "modules");
     let server = setup.start(&[]);
-    server.wait_for_stdout(|l| l.starts_with("Plugin modules: ") && l.contains("wasi:http component"));
+    server.wait_for_stdout(|l| {
+        l.starts_with("Plugin modules: ") && l.contains("wasi:http component")
+    });
     let response = server.get("/modules");
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "Hello, plugin! (from beside)\n");
