@@ -16,18 +16,15 @@ restart of an interpreter's component.
     python3 bench/components.py     # BENCH_SECONDS=5 BENCH_ROUNDS=5
 """
 
-import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, ROUNDS, Server, build_release, compare, ensure_packages, free_port,  # noqa: E402
-                     median, table, wasmtime_cli, wasmtime_serve)
+from harness import (ROOT, ROUNDS, Server, build_release, compare, ensure_packages,  # noqa: E402
+                     first_answer, free_port, median, table, wasmtime_cli, wasmtime_serve)
 
 PLUGINS = os.path.join(ROOT, "plugins")
 
@@ -54,32 +51,6 @@ def hello_throughput(binary, wasmtime, work):
           list(servers)[1:], connections=8)
 
 
-def first_answer(binary, site, plugins, cache):
-    """Seconds from starting wasmhttpd to the first 200 from hello-py."""
-    port = free_port()
-    started = time.monotonic()
-    proc = subprocess.Popen([binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins,
-                             "--cache-dir", cache, "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = started + 300
-        while time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-                conn.request("GET", "/hello-py")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    return time.monotonic() - started
-                raise RuntimeError(f"hello-py answered {status}")
-            except (ConnectionRefusedError, socket.timeout):
-                time.sleep(0.002)
-        raise RuntimeError("hello-py never answered")
-    finally:
-        proc.terminate()
-        proc.wait()
-
-
 def python_restart(binary, work):
     hello_py = os.path.join(PLUGINS, "hello-py.wasm")
     if not os.path.exists(hello_py):
@@ -91,8 +62,8 @@ def python_restart(binary, work):
     os.makedirs(site)
     os.makedirs(plugins)
     shutil.copy(hello_py, plugins)
-    cold = first_answer(binary, site, plugins, cache)
-    warm = [first_answer(binary, site, plugins, cache) for _ in range(ROUNDS)]
+    cold = first_answer(binary, site, plugins, "/hello-py", ["--cache-dir", cache])
+    warm = [first_answer(binary, site, plugins, "/hello-py", ["--cache-dir", cache]) for _ in range(ROUNDS)]
     size = os.path.getsize(hello_py) / 1e6
     print(f"\n## hello-py ({size:.1f} MB component): process start to first answer")
     print(f"cold (compiling, empty cache): {cold * 1000:8.0f} ms")

@@ -7,6 +7,7 @@ and processes, from /proc) divided by the requests served, so a result is
 still meaningful when the single wrk thread, not the server, is the limit.
 """
 
+import http.client
 import os
 import re
 import shutil
@@ -189,6 +190,34 @@ def run_wrk(server, path, connections=CONNECTIONS, seconds=SECONDS):
         raise RuntimeError(f"{server.name}: {errors.group(1)} error responses for {path}")
     return {"rps": rps, "mbps": mbps, "p99_ms": float(p99) * TIME_UNITS[p99_unit],
             "cpu_us": cpu / max(requests, 1) * 1e6, "requests": requests}
+
+
+def first_answer(binary, site, plugins, path, extra=()):
+    """Seconds from starting wasmhttpd (serving site, with plugins and the
+    extra arguments) to the first 200 for path."""
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins,
+                             "-q", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = started + 300
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+                if response.status == 200:
+                    return time.monotonic() - started
+                raise RuntimeError(f"{path} answered {response.status}")
+            except (ConnectionRefusedError, socket.timeout):
+                time.sleep(0.002)
+        raise RuntimeError(f"{path} never answered")
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def median(values):

@@ -21,15 +21,14 @@ kept-alive connection stalls 40 ms per request on delayed ACKs).
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, Server, build_release, compare, ensure_packages, free_port,  # noqa: E402
-                     median, table)
+from harness import (ROOT, Server, build_release, compare, ensure_packages,  # noqa: E402
+                     first_answer, free_port, median, table)
 
 HANDLER = os.path.join(ROOT, "bench", "python", "hello.py")
 CONNECTIONS = 8
@@ -60,27 +59,6 @@ def get(port, path, timeout=120):
     response.read()
     conn.close()
     return response.status
-
-
-def first_answer(binary, site, plugins):
-    """Seconds from starting wasmhttpd to the plugin's first 200."""
-    port = free_port()
-    started = time.monotonic()
-    proc = subprocess.Popen([binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", plugins, "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while time.monotonic() < started + 300:
-            try:
-                status = get(port, "/hello")
-                if status != 200:
-                    raise RuntimeError(f"the plugin answered {status}")
-                return time.monotonic() - started
-            except (ConnectionRefusedError, socket.timeout):
-                time.sleep(0.002)
-        raise RuntimeError("the plugin never answered")
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def rss_kib(pid):
@@ -129,7 +107,7 @@ def main():
         with open(os.path.join(reuse, "hello.toml"), "w") as f:
             f.write("[reuse]\nrequests = 1000000\nidle_secs = 60\n")
         # The first start compiles the component into the cache.
-        print(f"first start (compile): {first_answer(binary, site, fresh):.2f} s")
+        print(f"first start (compile): {first_answer(binary, site, fresh, '/hello'):.2f} s")
 
         ports = {"python3": free_port(), "wasmhttpd fresh": free_port(), "wasmhttpd reuse": free_port()}
 
@@ -155,7 +133,7 @@ def main():
 
         print(f"\nbuild (wasmhttpd build, toolchain installed): {seconds:.1f} s,"
               f" {os.path.getsize(wasm) / 1e6:.1f} MB")
-        restarts = [first_answer(binary, site, fresh) for _ in range(5)]
+        restarts = [first_answer(binary, site, fresh, "/hello") for _ in range(5)]
         print(f"warm restart to the first answer: median {median(restarts) * 1000:.0f} ms"
               f" (range {min(restarts) * 1000:.0f}-{max(restarts) * 1000:.0f} ms)")
         one, many = instance_memory(binary, site, reuse)

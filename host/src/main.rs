@@ -28,18 +28,9 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("build")) {
         return build();
     }
-    let args = match Args::try_parse() {
+    let args = match parse::<Args>(std::env::args_os(), "wasmhttpd") {
         Ok(args) => args,
-        Err(error) if !error.use_stderr() => {
-            // --help and --version.
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            let message = one_line(&error);
-            eprintln!("wasmhttpd: {message} (see wasmhttpd --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = run(args);
     // What the log still holds goes out before the process does.
@@ -51,6 +42,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses `argv` (named `name` in messages); `--help` and `--version`
+/// print and exit 0, a bad flag prints one line and exits 2 (as argparse).
+fn parse<A: Parser>(
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+    name: &str,
+) -> Result<A, ExitCode> {
+    A::try_parse_from(argv).map_err(|error| {
+        if !error.use_stderr() {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("{name}: {} (see {name} --help)", one_line(&error));
+        ExitCode::from(2)
+    })
 }
 
 /// clap's error on one line: its first, and the one that first line
@@ -69,17 +76,9 @@ fn one_line(error: &clap::Error) -> String {
 /// `wasmhttpd build HANDLER.py`: a Python handler becomes a plugin.
 fn build() -> ExitCode {
     let argv = std::iter::once("wasmhttpd build".into()).chain(std::env::args_os().skip(2));
-    let args = match BuildArgs::try_parse_from(argv) {
+    let args = match parse::<BuildArgs>(argv, "wasmhttpd build") {
         Ok(args) => args,
-        Err(error) if !error.use_stderr() => {
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            let message = one_line(&error);
-            eprintln!("wasmhttpd build: {message} (see wasmhttpd build --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let Some(cache) = user_cache_dir().map(|dir| dir.join("build")) else {
         eprintln!(

@@ -264,10 +264,11 @@ impl Proxy {
             // even with status 0, has ended).
             let returned = matches!(result, Ok(Ok(())));
             let mut verdict = judge(result, timeout, memory);
+            let held = Held::of(&mut store.data_mut().table);
             // A response body the guest never finished (it exited, or kept
             // the handle) would read as complete once its store is gone:
             // wasmtime ends a body whose finisher is dropped as if finished.
-            if verdict.is_ok() && holds_unfinished_body(&mut store.data_mut().table) {
+            if verdict.is_ok() && held.open_body {
                 verdict = Err(Failure {
                     status: StatusCode::BAD_GATEWAY,
                     reason: "ended without finishing its response body".into(),
@@ -290,7 +291,7 @@ impl Proxy {
             }
             // One that kept a handle of its request or response (in a global,
             // say) would hold the response open while parked.
-            let done = returned && !holds_request(&mut store.data_mut().table);
+            let done = returned && !held.request_or_response;
             let (Some(_), Some(instance), true, true) = (reuse, instance, done, roomy) else {
                 // The store goes, and the response body is closed, before
                 // the outcome is reported.
@@ -314,26 +315,37 @@ impl Proxy {
     }
 }
 
-/// Whether an outgoing body is still open: the response's (or, in a guest
-/// that left one unfinished, an outbound request's, which is as wrong).
-fn holds_unfinished_body(table: &mut wasmtime::component::ResourceTable) -> bool {
-    use wasmtime_wasi_http::p2::body::HostOutgoingBody;
-    table.iter_mut().any(|entry| entry.is::<HostOutgoingBody>())
+/// What a guest still holds once its call has ended, read in one pass
+/// over its resource table.
+struct Held {
+    /// An outgoing body still open: the response's (or, in a guest that
+    /// left one unfinished, an outbound request's, which is as wrong).
+    open_body: bool,
+    /// Any handle of its request or response.
+    request_or_response: bool,
 }
 
-/// Whether the guest still holds a handle of its request or response.
-fn holds_request(table: &mut wasmtime::component::ResourceTable) -> bool {
-    use wasmtime_wasi_http::p2::body::{HostIncomingBody, HostOutgoingBody};
-    use wasmtime_wasi_http::p2::types::{
-        HostIncomingRequest, HostOutgoingResponse, HostResponseOutparam,
-    };
-    table.iter_mut().any(|entry| {
-        entry.is::<HostResponseOutparam>()
-            || entry.is::<HostOutgoingResponse>()
-            || entry.is::<HostOutgoingBody>()
-            || entry.is::<HostIncomingRequest>()
-            || entry.is::<HostIncomingBody>()
-    })
+impl Held {
+    fn of(table: &mut wasmtime::component::ResourceTable) -> Held {
+        use wasmtime_wasi_http::p2::body::{HostIncomingBody, HostOutgoingBody};
+        use wasmtime_wasi_http::p2::types::{
+            HostIncomingRequest, HostOutgoingResponse, HostResponseOutparam,
+        };
+        let mut held = Held {
+            open_body: false,
+            request_or_response: false,
+        };
+        for entry in table.iter_mut() {
+            let body = entry.is::<HostOutgoingBody>();
+            held.open_body |= body;
+            held.request_or_response |= body
+                || entry.is::<HostResponseOutparam>()
+                || entry.is::<HostOutgoingResponse>()
+                || entry.is::<HostIncomingRequest>()
+                || entry.is::<HostIncomingBody>();
+        }
+        held
+    }
 }
 
 /// Where the instance's answer goes, and the instance itself when it may
