@@ -29,7 +29,6 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmhttpd build",
-    about,
     max_term_width = 100,
     after_help = "The handler runs in CPython 3.14 inside the component, with the real \
                   http.server; `if __name__ == '__main__':` blocks are not run. Imports of the \
