@@ -545,9 +545,78 @@ def send_internal_error(handler_class, response):
     response.sendall(head + page)
 
 
+class WarmUpConnection:
+    """A socket for the warm-up: a request in memory, the response dropped."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def makefile(self, mode, buffering=-1):
+        return io.BytesIO() if "w" in mode else io.BytesIO(self.request)
+
+    def sendall(self, data):
+        pass
+
+    def settimeout(self, timeout):
+        pass
+
+    def setsockopt(self, *args):
+        pass
+
+    def close(self):
+        pass
+
+
+WARM_UP_REQUESTS = (
+    b"GET /warm?up=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: warm-up\r\nAccept: */*\r\n\r\n",
+    b"POST /warm HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 7\r\n\r\nname=up",
+    b"HEAD /warm HTTP/1.0\r\n\r\n",
+    b"PUT /warm HTTP/1.1\r\nHost: localhost\r\n\r\n",
+)
+
+
+def warm_up():
+    """Runs http.server's request path a few times while the component is
+    built, with a handler of the bridge's own (never the author's: their
+    code runs only for real requests). The snapshot then holds what the
+    first requests would otherwise redo in every fresh instance: the
+    interpreter's specialised bytecode and method caches, the parser's
+    lazily built state. A fresh instance costs about a tenth less CPU."""
+
+    class WarmUp(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = b"warm"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Last-Modified", self.date_time_string())
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_HEAD(self):
+            self.do_GET()
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            urllib.parse.parse_qs(self.rfile.read(length).decode("latin-1"))
+            self.do_GET()
+
+        def log_message(self, format, *args):
+            pass
+
+    server = Server(WarmUp, ("127.0.0.1", 8000))
+    for _ in range(8):
+        for request in WARM_UP_REQUESTS:
+            WarmUp(WarmUpConnection(request), ("127.0.0.1", 1), server)
+
+
 def make_incoming_handler(handler_class):
     """The wasi:http export that serves `handler_class`."""
     served = served_once(handler_class)
+    warm_up()
 
     class IncomingHandler(exports.IncomingHandler):
         def handle(self, request, response_out):
