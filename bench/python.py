@@ -11,6 +11,10 @@ and with instance reuse.
    cache warm (median of 5). Target: < 300 ms.
 4. Memory per instance: the server's RSS with 1 and with 16 instances kept
    for reuse (wrk -c16 leaves 16 parked).
+5. What bounds the targets: the floor, a raw wasi:http component from
+   componentize-py with no http.server (bench/python/floor), fresh and
+   reused; and the interpreter, http.server's request path on an in-memory
+   socket (bench/python/inmemory.py) under python3 and inside the guest.
 
 python3 runs the handler with Nagle disabled (its best case: otherwise a
 kept-alive connection stalls 40 ms per request on delayed ACKs).
@@ -31,6 +35,10 @@ from harness import (ROOT, Server, build_release, compare, ensure_packages,  # n
                      first_answer, free_port, median, table)
 
 HANDLER = os.path.join(ROOT, "bench", "python", "hello.py")
+FLOOR = os.path.join(ROOT, "bench", "python", "floor")
+INMEMORY = os.path.join(ROOT, "bench", "python", "inmemory.py")
+WIT = os.path.join(ROOT, "host", "wit", "wasi-http-0.2")
+REUSE = "[reuse]\nrequests = 1000000\nidle_secs = 60\n"
 CONNECTIONS = 8
 
 # Python at its best: its handler writes the head and the body in two
@@ -50,6 +58,35 @@ def build(binary, out):
     started = time.monotonic()
     subprocess.run([binary, "build", HANDLER, "-o", out], check=True)
     return time.monotonic() - started
+
+
+def componentize_py():
+    """The componentize-py `wasmhttpd build` uses: on PATH, or the one it
+    installed in the user's cache."""
+    found = shutil.which("componentize-py")
+    if found:
+        return found
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    toolchains = os.path.join(cache, "wasmhttpd", "build", "toolchains")
+    for name in sorted(os.listdir(toolchains)) if os.path.isdir(toolchains) else []:
+        candidate = os.path.join(toolchains, name, "bin", "componentize-py")
+        if name.startswith("componentize-py") and os.path.exists(candidate):
+            return candidate
+    sys.exit("bench/python.py: no componentize-py (run `wasmhttpd build` once to install it)")
+
+
+def build_floor(out):
+    subprocess.run([componentize_py(), "-d", WIT, "-w", "wasi:http/proxy@0.2.12", "componentize",
+                    "-p", FLOOR, "-p", os.path.dirname(INMEMORY), "app", "-o", out],
+                   check=True, capture_output=True)
+
+
+def get_text(port, path, timeout=120):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", path)
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return text
 
 
 def get(port, path, timeout=120):
@@ -99,17 +136,25 @@ def main():
         site = os.path.join(work, "site")
         fresh = os.path.join(work, "fresh")
         reuse = os.path.join(work, "reuse")
-        for d in (site, fresh, reuse):
+        floor_fresh = os.path.join(work, "floor-fresh")
+        floor_reuse = os.path.join(work, "floor-reuse")
+        for d in (site, fresh, reuse, floor_fresh, floor_reuse):
             os.makedirs(d)
         wasm = os.path.join(fresh, "hello.wasm")
         seconds = build(binary, wasm)
         shutil.copy(wasm, reuse)
-        with open(os.path.join(reuse, "hello.toml"), "w") as f:
-            f.write("[reuse]\nrequests = 1000000\nidle_secs = 60\n")
+        build_floor(os.path.join(floor_fresh, "hello.wasm"))
+        shutil.copy(os.path.join(floor_fresh, "hello.wasm"), floor_reuse)
+        for d in (reuse, floor_reuse):
+            with open(os.path.join(d, "hello.toml"), "w") as f:
+                f.write(REUSE)
         # The first start compiles the component into the cache.
         print(f"first start (compile): {first_answer(binary, site, fresh, '/hello'):.2f} s")
 
-        ports = {"python3": free_port(), "wasmhttpd fresh": free_port(), "wasmhttpd reuse": free_port()}
+        print(f"first start of the floor (compile): {first_answer(binary, site, floor_fresh, '/hello'):.2f} s")
+
+        names = ["python3", "wasmhttpd fresh", "wasmhttpd reuse", "floor fresh", "floor reuse"]
+        ports = {name: free_port() for name in names}
 
         def wasmhttpd(name, plugins):
             argv = [binary, str(ports[name]), "-b", "127.0.0.1", "-d", site, "--plugins", plugins, "-q"]
@@ -122,11 +167,14 @@ def main():
                                       ports["python3"]),
             "wasmhttpd fresh": lambda: wasmhttpd("wasmhttpd fresh", fresh),
             "wasmhttpd reuse": lambda: wasmhttpd("wasmhttpd reuse", reuse),
+            "floor fresh": lambda: wasmhttpd("floor fresh", floor_fresh),
+            "floor reuse": lambda: wasmhttpd("floor reuse", floor_reuse),
         }
-        paths = {"python3": "/hello", "wasmhttpd fresh": "/hello", "wasmhttpd reuse": "/hello"}
+        paths = {name: "/hello" for name in names}
         results = compare(servers, paths, connections=CONNECTIONS)
-        table("a BaseHTTPRequestHandler hello, the same file", results, "wasmhttpd reuse",
-              ["python3", "wasmhttpd fresh"], connections=CONNECTIONS)
+        table("a BaseHTTPRequestHandler hello, the same file; the floor: a raw componentize-py"
+              " component", results, "wasmhttpd reuse",
+              ["python3", "wasmhttpd fresh", "floor fresh", "floor reuse"], connections=CONNECTIONS)
         ratios = [a["rps"] / b["rps"] for a, b in zip(results["wasmhttpd fresh"], results["python3"])]
         print(f"ratio wasmhttpd fresh/python3 req/s    {median(ratios):6.2f}x"
               f"  (rounds: {min(ratios):.2f}-{max(ratios):.2f})")
@@ -136,6 +184,18 @@ def main():
         restarts = [first_answer(binary, site, fresh, "/hello") for _ in range(5)]
         print(f"warm restart to the first answer: median {median(restarts) * 1000:.0f} ms"
               f" (range {min(restarts) * 1000:.0f}-{max(restarts) * 1000:.0f} ms)")
+        native = [float(subprocess.run([sys.executable, INMEMORY], check=True, capture_output=True,
+                                       text=True).stdout) for _ in range(3)]
+        port = free_port()
+        server = Server("floor", [binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", floor_reuse,
+                                  "-q"], port)
+        try:
+            get_text(port, "/hello/interp?n=200")  # the interpreter warmed
+            guest = [float(get_text(port, "/hello/interp?n=500")) for _ in range(3)]
+        finally:
+            server.stop()
+        print(f"http.server's request path on an in-memory socket: python3 {median(native):.1f} µs,"
+              f" inside the guest {median(guest):.1f} µs ({median(guest) / median(native):.1f}x)")
         one, many = instance_memory(binary, site, reuse)
         print(f"server RSS: {one / 1024:.1f} MiB with one instance kept, {many / 1024:.1f} MiB after 16 at"
               f" once ({(many - one) / 15 / 1024:+.1f} MiB per instance by difference)")

@@ -251,6 +251,10 @@ fn config(pooling: bool, cache: Option<Cache>) -> Config {
     let mut config = Config::new();
     config.cache(cache);
     config.epoch_interruption(true);
+    if std::env::var_os("WASMHTTPD_PERFMAP").is_some() {
+        // For profiling: `perf` names guest functions from /tmp/perf-PID.map.
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         // A component is several core instances (a Rust one 3 or 4, an
