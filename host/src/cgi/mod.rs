@@ -12,12 +12,14 @@
 //! - [`dirs`]: which URL paths are CGI directories;
 //! - [`locate`]: the script a path names, and its `PATH_INFO`;
 //! - [`spool`]: the request body, with its exact length, as stdin;
-//! - [`process`]: a script run as a process, started by the [`spawner`];
+//! - [`process`]: a script run as a process, started by the [`spawner`]
+//!   as the user [`identity`] names;
 //! - [`wasm`]: a `.wasm` script run in the plugin sandbox;
 //! - [`scripts`]: the backend that ties them together.
 
 pub mod dirs;
 pub mod env;
+pub mod identity;
 pub mod locate;
 pub mod output;
 pub mod process;

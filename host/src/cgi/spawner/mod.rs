@@ -39,7 +39,7 @@ use tokio::net::UnixDatagram;
 use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{Report, Request, Spawn};
-use super::process::unprivileged_ids;
+use super::identity::unprivileged_ids;
 
 /// The server's side of the spawner, restarted when it has gone.
 #[derive(Debug)]
