@@ -19,6 +19,7 @@ use crate::http1::conn::Settings;
 use crate::http1::pace::MinRate;
 use crate::http1::parse::Limits;
 use crate::plugin;
+use crate::plugin::engine::CompileCache;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,16 +58,6 @@ pub struct Config {
     pub compile_cache: Option<CompileCache>,
     /// What all requests together may hold.
     pub budgets: Budgets,
-}
-
-/// The on-disk cache of compiled WebAssembly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompileCache {
-    /// The directory (absolute; created if missing).
-    pub dir: PathBuf,
-    /// Whether the user named it (`--cache-dir`): then a directory that
-    /// cannot be used is an error rather than a warning.
-    pub explicit: bool,
 }
 
 impl TryFrom<Args> for Config {

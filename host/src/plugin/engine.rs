@@ -14,6 +14,7 @@
 //!   tick (so a guest that loops cannot hold a worker thread) and is
 //!   stopped at its deadline.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,7 +23,6 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 
 use crate::budget::{Budgets, Share};
-use crate::config::CompileCache;
 use crate::error::HttpError;
 use wasmtime::{
     Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy, Linker,
@@ -50,6 +50,16 @@ const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 
 /// The largest linear memory any plugin may be granted.
 pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// The on-disk cache of compiled WebAssembly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileCache {
+    /// The directory (absolute; created if missing).
+    pub dir: PathBuf,
+    /// Whether the user named it (`--cache-dir`): then a directory that
+    /// cannot be used is an error rather than a warning.
+    pub explicit: bool,
+}
 
 /// The engine, its linkers and the slots to run instances in.
 pub struct Runtime {

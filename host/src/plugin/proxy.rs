@@ -227,7 +227,7 @@ impl Proxy {
                 wasi.envs(&run.grants.env)
                     .stdout(AsyncStdoutStream::new(4096, StderrLog::new(run.tag)));
                 let state = ComponentState::new(wasi.build(), outbound, run.limits.host_caps());
-                let store = new_store(runtime, state, Instant::now() + timeout);
+                let store = new_store(runtime.engine(), state, Instant::now() + timeout);
                 (store, None, 0, share, None)
             }
         };

@@ -16,12 +16,11 @@
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::engine::Runtime;
 use super::outbound::Outbound;
 
 /// The most elements any table may have.
@@ -236,10 +235,10 @@ impl ResourceLimiter for Caps {
     }
 }
 
-/// A store for `state`, capped, that yields at every epoch tick and fails
+/// A store on the plugin engine for `state`, capped, that yields at every epoch tick and fails
 /// with [`DeadlineExceeded`] once `deadline` has passed.
-pub fn new_store<T: Capped>(runtime: &Runtime, state: T, deadline: Instant) -> Store<T> {
-    let mut store = Store::new(runtime.engine(), state);
+pub fn new_store<T: Capped>(engine: &Engine, state: T, deadline: Instant) -> Store<T> {
+    let mut store = Store::new(engine, state);
     store.limiter(|state| state.caps());
     store.epoch_deadline_callback(|mut store| {
         if Instant::now() >= store.data_mut().caps().deadline {

@@ -193,13 +193,13 @@ impl Wagi {
                     wasi: wasi.build_p1(),
                     caps: Caps::module(limits.memory),
                 };
-                Job::Module(pre.clone(), new_store(runtime, state, deadline))
+                Job::Module(pre.clone(), new_store(runtime.engine(), state, deadline))
             }
             Pre::Command(pre) => {
                 // A command sends no outbound requests.
                 let state =
                     ComponentState::new(wasi.build(), &Outbound::default(), limits.host_caps());
-                Job::Command(pre.clone(), new_store(runtime, state, deadline))
+                Job::Command(pre.clone(), new_store(runtime.engine(), state, deadline))
             }
         };
         let slots = Arc::clone(runtime.slots());
