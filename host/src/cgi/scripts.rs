@@ -25,7 +25,7 @@ use crate::budget::Budget;
 use crate::error::HttpError;
 use crate::fs_root::Root;
 use crate::http1::body::RequestBody;
-use crate::plugin::Grants;
+use crate::plugin::limits::Grants;
 use crate::plugin::wagi::{Invocation, read_body};
 use crate::request::Request;
 use crate::safe_path::UrlPath;

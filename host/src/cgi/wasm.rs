@@ -23,8 +23,9 @@ use tokio::sync::OnceCell;
 
 use crate::fs_root::Root;
 use crate::plugin::engine::Runtime;
+use crate::plugin::executor::{Executor, prepare};
+use crate::plugin::limits::Limits;
 use crate::plugin::wagi::Wagi;
-use crate::plugin::{Executor, Limits, prepare};
 
 /// Which version of a file a module was compiled from.
 type FileId = (u64, u64, u64, i64, i64);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::engine::Runtime;
-use super::{Executor, prepare};
+use super::executor::{Executor, prepare};
 
 /// How often the terminal hears about a compile still going on.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);

@@ -38,11 +38,11 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use wasmtime_wasi_http::FieldMapError;
 
 use super::engine::Runtime;
+use super::limits::{Grants, Limits};
 use super::outbound::Outbound;
 use super::store::{
     Caps, ComponentState, DeadlineExceeded, GuestState, MemoryLimitReached, new_store,
 };
-use super::{Grants, Limits};
 use crate::budget::Share;
 use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::Produced;
