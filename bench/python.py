@@ -81,21 +81,14 @@ def build_floor(out):
                    check=True, capture_output=True)
 
 
-def get_text(port, path, timeout=120):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request("GET", path)
-    text = conn.getresponse().read().decode()
-    conn.close()
-    return text
-
-
 def get(port, path, timeout=120):
+    """The status and the body of a GET."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request("GET", path)
     response = conn.getresponse()
-    response.read()
+    body = response.read().decode()
     conn.close()
-    return response.status
+    return response.status, body
 
 
 def rss_kib(pid):
@@ -186,12 +179,10 @@ def main():
               f" (range {min(restarts) * 1000:.0f}-{max(restarts) * 1000:.0f} ms)")
         native = [float(subprocess.run([sys.executable, INMEMORY], check=True, capture_output=True,
                                        text=True).stdout) for _ in range(3)]
-        port = free_port()
-        server = Server("floor", [binary, str(port), "-b", "127.0.0.1", "-d", site, "--plugins", floor_reuse,
-                                  "-q"], port)
+        server = wasmhttpd("floor reuse", floor_reuse)
         try:
-            get_text(port, "/hello/interp?n=200")  # the interpreter warmed
-            guest = [float(get_text(port, "/hello/interp?n=500")) for _ in range(3)]
+            get(ports["floor reuse"], "/hello/interp?n=200")  # the interpreter warmed
+            guest = [float(get(ports["floor reuse"], "/hello/interp?n=500")[1]) for _ in range(3)]
         finally:
             server.stop()
         print(f"http.server's request path on an in-memory socket: python3 {median(native):.1f} µs,"

@@ -4,7 +4,8 @@ no bridge: what bench/python.py times under python3 and inside the guest
 import io
 import sys
 import time
-from http.server import BaseHTTPRequestHandler
+
+from hello import Hello  # bench/python/hello.py, the handler the bench serves
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n"
 
@@ -32,22 +33,6 @@ class Connection:
 class Server:
     server_name = "localhost"
     server_port = 8000
-
-
-class Hello(BaseHTTPRequestHandler):
-    """bench/python/hello.py's handler."""
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = f"Hello from {self.path}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):
-        pass
 
 
 def serve(n):

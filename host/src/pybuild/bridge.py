@@ -545,25 +545,10 @@ def send_internal_error(handler_class, response):
     response.sendall(head + page)
 
 
-class WarmUpConnection:
-    """A socket for the warm-up: a request in memory, the response dropped."""
-
-    def __init__(self, request):
-        self.request = request
-
-    def makefile(self, mode, buffering=-1):
-        return io.BytesIO() if "w" in mode else io.BytesIO(self.request)
+class Discarded:
+    """Where the warm-up's responses go."""
 
     def sendall(self, data):
-        pass
-
-    def settimeout(self, timeout):
-        pass
-
-    def setsockopt(self, *args):
-        pass
-
-    def close(self):
         pass
 
 
@@ -608,9 +593,12 @@ def warm_up():
             pass
 
     server = Server(WarmUp, ("127.0.0.1", 8000))
+    client = ("127.0.0.1", 1)
     for _ in range(8):
         for request in WARM_UP_REQUESTS:
-            WarmUp(WarmUpConnection(request), ("127.0.0.1", 1), server)
+            connection = Connection(io.BytesIO(request), Discarded())
+            connection.client_address = client
+            WarmUp(connection, client, server)
 
 
 def make_incoming_handler(handler_class):
