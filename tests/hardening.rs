@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, Setup, component, write};
+use support::{Response, Server, Setup, Usage, component, usage, write};
 
 fn server(args: &[&str]) -> (Setup, Server) {
     support::every_backend(args)
@@ -126,31 +126,6 @@ fn a_slow_reader_is_cut_off_at_the_minimum_rate() {
 struct Sampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Usage>,
-}
-
-/// Peaks seen by a [`Sampler`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    rss_kib: u64,
-    fds: usize,
-    threads: u64,
-}
-
-fn usage(pid: u32) -> Usage {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    Usage {
-        rss_kib: field("VmRSS:"),
-        fds,
-        threads: field("Threads:"),
-    }
 }
 
 impl Sampler {

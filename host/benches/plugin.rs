@@ -13,10 +13,10 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Version};
 use wasmhttpd::cgi::output::Output;
-use wasmhttpd::http1::body::RequestBody;
 use wasmhttpd::plugin::engine::Runtime;
 use wasmhttpd::plugin::{Limits, Matched, Plugin};
 use wasmhttpd::request::Request;
+use wasmhttpd::request_body::RequestBody;
 
 fn request() -> Request {
     let mut headers = HeaderMap::new();
@@ -31,6 +31,7 @@ fn request() -> Request {
         head: Bytes::new(),
         peer: addr,
         local: addr,
+        secure: false,
     }
 }
 

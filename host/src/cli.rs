@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::budget;
 
-/// Serve a directory over HTTP, like `python -m http.server`.
+/// Serve a directory over HTTP or HTTPS, like `python -m http.server`.
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmhttpd",
@@ -141,6 +141,29 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value_t = budget::default_spool_mib(),
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub spool_budget: u64,
+
+    /// Serve HTTPS with this certificate (PEM; the chain may follow it, and
+    /// the key too when --tls-key is not given)
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A file whose first line is the private key's password
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_password_file: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate made at startup for localhost and the
+    /// bind address (for local testing; its SHA-256 fingerprint is printed)
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// Most HTTP/2 streams a client may have open on one connection
+    #[arg(long, default_value_t = 128, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_streams: u32,
 
     /// Seconds requests in flight may take to finish after SIGINT or SIGTERM
     #[arg(long, default_value_t = 10, value_name = "SECS",

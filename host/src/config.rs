@@ -16,10 +16,12 @@ use crate::cgi::dirs::{CgiDirs, DEFAULT_DIRS};
 use crate::cgi::scripts::CgiSettings;
 use crate::cli::Args;
 use crate::http1::conn::Settings;
-use crate::http1::pace::MinRate;
 use crate::http1::parse::Limits;
+use crate::http2;
+use crate::pace::MinRate;
 use crate::plugin;
 use crate::plugin::engine::CompileCache;
+use crate::tls;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Per-connection limits and timeouts.
     pub connection: Settings,
+    /// HTTP/2's limits.
+    pub http2: http2::Settings,
+    /// HTTPS, if it is on.
+    pub tls: Option<tls::Settings>,
     /// The plugins directory, canonical, if plugins are on.
     pub plugins: Option<PathBuf>,
     /// The limits plugins get unless their sidecar says otherwise.
@@ -131,6 +137,44 @@ impl TryFrom<Args> for Config {
         } else {
             Version::HTTP_11
         };
+        let limits = Limits::default();
+        let min_rate = MinRate {
+            bytes_per_sec: args.min_rate,
+            window: Duration::from_secs(args.min_rate_window),
+        };
+        let http2 = http2::Settings {
+            max_concurrent_streams: args.max_streams,
+            max_header_list_size: limits.max_header_bytes as u32,
+            stream_window: 1 << 20,
+            connection_window: 2 << 20,
+            io_timeout: Duration::from_secs(args.io_timeout),
+            min_rate,
+            idle_timeout: Duration::from_secs(args.keep_alive_timeout),
+        };
+        let tls = if let Some(cert) = &args.tls_cert {
+            Some(tls::Settings::Files(tls::keys::KeyFiles {
+                cert: std::path::absolute(cert)
+                    .with_context(|| format!("cannot use {}", cert.display()))?,
+                key: args
+                    .tls_key
+                    .as_deref()
+                    .map(std::path::absolute)
+                    .transpose()?,
+                password: args
+                    .tls_password_file
+                    .as_deref()
+                    .map(std::path::absolute)
+                    .transpose()?,
+            }))
+        } else if args.tls_self_signed {
+            let ip = match &bind {
+                BindTarget::Address(addr) => Some(addr.ip()),
+                BindTarget::AllInterfaces(_) => None,
+            };
+            Some(tls::Settings::SelfSigned(tls::self_signed::names(ip)))
+        } else {
+            None
+        };
         Ok(Config {
             bind,
             directory,
@@ -139,16 +183,15 @@ impl TryFrom<Args> for Config {
             max_connections: args.max_connections,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             connection: Settings {
-                limits: Limits::default(),
+                limits,
                 header_timeout: Duration::from_secs(args.header_timeout),
                 keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
                 io_timeout: Duration::from_secs(args.io_timeout),
-                min_rate: MinRate {
-                    bytes_per_sec: args.min_rate,
-                    window: Duration::from_secs(args.min_rate_window),
-                },
+                min_rate,
                 protocol,
             },
+            http2,
+            tls,
             plugins,
             plugin_limits: plugin::Limits::defaults(
                 Duration::from_secs(args.plugin_timeout),

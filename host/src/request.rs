@@ -5,6 +5,17 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Version};
 
+/// The two ends of the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ends {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS (the scheme is `https`).
+    pub secure: bool,
+}
+
 /// A parsed request head and where it came from.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -25,6 +36,8 @@ pub struct Request {
     pub peer: SocketAddr,
     /// The address the client connected to.
     pub local: SocketAddr,
+    /// Whether it arrived over TLS.
+    pub secure: bool,
 }
 
 impl Request {
@@ -105,6 +118,7 @@ mod tests {
             head: Bytes::new(),
             peer: addr,
             local: addr,
+            secure: false,
         }
     }
 

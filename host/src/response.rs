@@ -2,7 +2,7 @@
 //!
 //! Backends say *what* to send: a status, headers, and a body that is empty,
 //! a buffer, a region of an open file, or a stream still being produced.
-//! The writer (`http1::write`) decides *how*: `Content-Length` or chunked,
+//! Each protocol's writer (`http1::write`, `http2`) decides *how*: `Content-Length` or chunked,
 //! `Connection`, no body for HEAD, 1xx, 204 and 304, and `sendfile(2)` for
 //! file regions.
 
@@ -15,6 +15,9 @@ use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
+
+/// The `Server` header value (and CGI's `SERVER_SOFTWARE`).
+pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
 
 /// A response on its way to the client.
 #[derive(Debug)]

@@ -28,12 +28,14 @@ use crate::cgi::scripts::CgiScripts;
 use crate::cgi::spawner::Spawner;
 use crate::cgi::wasm::WasmScripts;
 use crate::config::{BindTarget, Config};
+use crate::front::Front;
 use crate::fs_root::Root;
-use crate::http1::conn;
 use crate::plugin::engine::Runtime;
 use crate::plugin::registry::Plugins;
 use crate::plugin::watch as hot_reload;
+use crate::request::Ends;
 use crate::service::Service;
+use crate::tls::{Tls, reload};
 
 /// How long startup waits for plugins to compile before it serves; those
 /// still compiling then are followed in the background.
@@ -87,10 +89,16 @@ fn url_host_port(addr: SocketAddr) -> String {
 }
 
 /// Python's startup line for the bound address:
-/// `Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...`.
-pub fn banner(addr: SocketAddr) -> String {
+/// `Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...`, or
+/// with `tls`, as Python 3.14's: `Serving HTTPS on … (https://…/) ...`.
+pub fn banner(addr: SocketAddr, tls: bool) -> String {
+    let (protocol, scheme) = if tls {
+        ("HTTPS", "https")
+    } else {
+        ("HTTP", "http")
+    };
     format!(
-        "Serving HTTP on {} port {} (http://{}/) ...",
+        "Serving {protocol} on {} port {} ({scheme}://{}/) ...",
         addr.ip(),
         addr.port(),
         url_host_port(addr)
@@ -153,14 +161,35 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         cgi,
         AccessLog::new(config.quiet),
     ));
-    let settings = Arc::new(config.connection.clone());
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(Tls::new(settings.clone())?)),
+        None => None,
+    };
+    let front = Arc::new(Front {
+        handler: service,
+        http1: Arc::new(config.connection.clone()),
+        http2: Arc::new(config.http2.clone()),
+        tls: tls.as_ref().map(|tls| tls.config()),
+    });
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let listener = TcpListener::from_std(listener).context("cannot register the listener")?;
     let (stop, stopping) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_connections as usize));
 
-    println!("{}", banner(listener.local_addr()?));
+    println!("{}", banner(listener.local_addr()?, tls.is_some()));
+    let _tls_watch = match &tls {
+        Some(tls) => {
+            println!("{}", tls.describe());
+            reload::start(tls).unwrap_or_else(|error| {
+                crate::log::line(format!(
+                    "wasmhttpd: cannot watch the TLS files ({error}); they will not reload"
+                ));
+                None
+            })
+        }
+        None => None,
+    };
     if let Some(line) = cgi_banner {
         println!("{line}");
     }
@@ -203,11 +232,23 @@ pub async fn run(config: Config, listener: std::net::TcpListener) -> anyhow::Res
         };
         match accepted {
             Ok((stream, peer)) => {
-                let service = Arc::clone(&service);
-                let settings = Arc::clone(&settings);
+                let front = Arc::clone(&front);
                 let stopping = stopping.clone();
                 tokio::spawn(async move {
-                    conn::serve(stream, peer, &service, &settings, stopping).await;
+                    if let Ok(local) = stream.local_addr() {
+                        let secure = front.tls.is_some();
+                        front
+                            .serve(
+                                stream,
+                                Ends {
+                                    peer,
+                                    local,
+                                    secure,
+                                },
+                                stopping,
+                            )
+                            .await;
+                    }
                     drop(permit);
                 });
             }
@@ -243,12 +284,16 @@ mod tests {
     #[test]
     fn banner_reads_like_pythons() {
         assert_eq!(
-            banner("0.0.0.0:8000".parse().expect("addr")),
+            banner("0.0.0.0:8000".parse().expect("addr"), false),
             "Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ..."
         );
         assert_eq!(
-            banner("[::]:8000".parse().expect("addr")),
+            banner("[::]:8000".parse().expect("addr"), false),
             "Serving HTTP on :: port 8000 (http://[::]:8000/) ..."
+        );
+        assert_eq!(
+            banner("127.0.0.1:8443".parse().expect("addr"), true),
+            "Serving HTTPS on 127.0.0.1 port 8443 (https://127.0.0.1:8443/) ..."
         );
     }
 

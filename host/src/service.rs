@@ -1,8 +1,9 @@
-//! `handle()`: route → plugin | CGI | static → respond. It never fails.
+//! The [`Handler`] every protocol calls: route → plugin | CGI | static →
+//! respond. It never fails.
 //!
 //! Every backend returns `Result<_, HttpError>`; an error becomes Python's
 //! error page here, so whatever happens, the client gets a real response.
-//! The connection layer then frames and writes it (adding the headers every
+//! The protocol front end then frames and writes it (adding the headers every
 //! response carries: `Server`, `Date`, `Content-Length`) and records it in
 //! the access log.
 
@@ -17,9 +18,10 @@ use crate::cgi::output::Output;
 use crate::cgi::scripts::CgiScripts;
 use crate::error::HttpError;
 use crate::fs_root::Root;
-use crate::http1::body::RequestBody;
+use crate::handler::Handler;
 use crate::plugin::registry::Plugins;
 use crate::request::Request;
+use crate::request_body::RequestBody;
 use crate::response::Response;
 use crate::route::{Route, route};
 use crate::safe_path::UrlPath;
@@ -54,13 +56,6 @@ impl Service {
             cgi,
             access_log,
         }
-    }
-
-    /// Answers one request; `body` is its body, for the backends that read one.
-    pub async fn handle(&self, request: &Request, body: &mut RequestBody<'_>) -> Response {
-        self.dispatch(request, body, 0)
-            .await
-            .unwrap_or_else(|error| self.error_response(&error))
     }
 
     async fn dispatch(
@@ -116,20 +111,16 @@ impl Service {
             }
         }
     }
+}
 
-    /// The error page for `error`.
-    pub fn error_response(&self, error: &HttpError) -> Response {
-        error.to_response()
+impl Handler for Service {
+    async fn handle(&self, request: &Request, body: &mut RequestBody<'_>) -> Response {
+        self.dispatch(request, body, 0)
+            .await
+            .unwrap_or_else(|error| error.to_response())
     }
 
-    /// Records a response in the access log.
-    pub fn log(
-        &self,
-        peer: SocketAddr,
-        request_line: &[u8],
-        status: StatusCode,
-        size: Option<u64>,
-    ) {
+    fn log(&self, peer: SocketAddr, request_line: &[u8], status: StatusCode, size: Option<u64>) {
         self.access_log
             .record(peer.ip(), request_line, status, size);
     }
@@ -155,5 +146,6 @@ fn local_redirect(request: &Request, target: String) -> Request {
         head: Bytes::new(),
         peer: request.peer,
         local: request.local,
+        secure: request.secure,
     }
 }

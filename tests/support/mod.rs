@@ -720,3 +720,29 @@ pub fn python_plugin_with(file: &str, class: Option<&str>, extra: &[&str]) -> Pa
     );
     out
 }
+
+/// A process's memory, descriptors and threads (or their peaks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub rss_kib: u64,
+    pub fds: usize,
+    pub threads: u64,
+}
+
+/// What process `pid` uses now (Linux `/proc`).
+pub fn usage(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    Usage {
+        rss_kib: field("VmRSS:"),
+        fds,
+        threads: field("Threads:"),
+    }
+}

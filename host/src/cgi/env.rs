@@ -64,8 +64,16 @@ pub fn meta_variables(request: &Request, script: &Script<'_>) -> Vec<(String, St
     let mut vars: Vec<(String, String)> = Vec::with_capacity(24 + request.headers.len());
     let mut set = |name: &str, value: String| vars.push((name.to_string(), value));
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
-    set("SERVER_SOFTWARE", crate::http1::write::SERVER.into());
+    set("SERVER_SOFTWARE", crate::response::SERVER.into());
     set("SERVER_PROTOCOL", format!("{:?}", request.version));
+    if request.secure {
+        // Not in RFC 3875; Apache's and nginx's convention, which scripts
+        // test to build their own URLs.
+        set("HTTPS", "on".into());
+        set("REQUEST_SCHEME", "https".into());
+    } else {
+        set("REQUEST_SCHEME", "http".into());
+    }
     set("SERVER_NAME", server_name(request));
     set("SERVER_PORT", request.local.port().to_string());
     set("SERVER_ADDR", request.local.ip().to_canonical().to_string());
@@ -236,6 +244,7 @@ mod tests {
             head: Bytes::new(),
             peer: "[::ffff:10.1.2.3]:5555".parse().expect("addr"),
             local: "127.0.0.1:8000".parse().expect("addr"),
+            secure: false,
         }
     }
 

@@ -24,10 +24,10 @@ use super::wasm::WasmScripts;
 use crate::budget::Budget;
 use crate::error::HttpError;
 use crate::fs_root::Root;
-use crate::http1::body::RequestBody;
 use crate::plugin::limits::Grants;
 use crate::plugin::wagi::{Invocation, read_body};
 use crate::request::Request;
+use crate::request_body::RequestBody;
 use crate::safe_path::UrlPath;
 
 /// How classic CGI is configured.

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::budget::{Budget, Share};
 use crate::error::HttpError;
-use crate::http1::body::RequestBody;
+use crate::request_body::RequestBody;
 
 /// Bodies up to this size are kept in memory.
 pub const IN_MEMORY: usize = 64 * 1024;
@@ -155,48 +155,28 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    use crate::http1::body::BodyDecoder;
-    use crate::http1::pace::{MinRate, Pace};
-    use crate::http1::parse::Framing;
+    use crate::request_body::Pieces;
+    use bytes::Bytes;
 
-    /// Spools `wire` (a body framed as `framing`) through a real socket.
+    /// Spools a body of `pieces`, declared `declared` long.
     async fn spooled(
-        framing: Framing,
-        wire: Vec<u8>,
+        declared: Option<u64>,
+        pieces: Vec<Vec<u8>>,
         limit: u64,
     ) -> Result<(Vec<u8>, u64, &'static str), String> {
-        spooled_within(framing, wire, limit, &Budget::unlimited("spool")).await
+        spooled_within(declared, pieces, limit, &Budget::unlimited("spool")).await
     }
 
     async fn spooled_within(
-        framing: Framing,
-        wire: Vec<u8>,
+        declared: Option<u64>,
+        pieces: Vec<Vec<u8>>,
         limit: u64,
         budget: &Arc<Budget>,
     ) -> Result<(Vec<u8>, u64, &'static str), String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let _ = stream.write_all(&wire).await;
-            stream
-        });
-        let (mut stream, _) = listener.accept().await.expect("accept");
-        let mut buf = BytesMut::new();
-        let mut decoder = BodyDecoder::new(framing);
-        let mut body = RequestBody::new(
-            &mut stream,
-            &mut buf,
-            &mut decoder,
-            framing,
-            false,
-            Pace::new(MinRate::OFF, std::time::Duration::from_secs(5)),
-        );
+        let mut source = Pieces::new(pieces.into_iter().map(Bytes::from));
+        let mut body = RequestBody::new(&mut source, declared);
         let temp = tempfile::tempdir().expect("tempdir");
         let result = spool_into(&mut body, limit, budget, temp.path()).await;
-        drop(client.await);
         let Spooled { stdin, len, held } = result.map_err(|e| e.to_string())?;
         assert_eq!(held.held(), if len as usize > IN_MEMORY { len } else { 0 });
         let (content, kind) = match stdin {
@@ -219,35 +199,35 @@ mod tests {
     #[tokio::test]
     async fn small_bodies_stay_in_memory_large_ones_go_to_a_file() {
         let small = b"spam=1&eggs=python".to_vec();
-        let (content, len, kind) = spooled(Framing::Length(18), small.clone(), 1 << 20)
+        let (content, len, kind) = spooled(Some(18), vec![small.clone()], 1 << 20)
             .await
             .expect("small");
         assert_eq!((content, len, kind), (small, 18, "memory"));
 
         let large: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let (content, len, kind) =
-            spooled(Framing::Length(large.len() as u64), large.clone(), 1 << 20)
-                .await
-                .expect("large");
+        let pieces = large.chunks(65536).map(<[u8]>::to_vec).collect();
+        let (content, len, kind) = spooled(Some(large.len() as u64), pieces, 1 << 20)
+            .await
+            .expect("large");
         assert_eq!((len, kind), (large.len() as u64, "file"));
         assert!(content == large, "the file holds the body");
 
-        let (_, len, kind) = spooled(Framing::Empty, Vec::new(), 10).await.expect("none");
+        let (_, len, kind) = spooled(Some(0), Vec::new(), 10).await.expect("none");
         assert_eq!((len, kind), (0, "empty"));
     }
 
     #[tokio::test]
     async fn a_body_past_the_spool_budget_is_refused_and_its_share_given_back() {
         let budget = Budget::new("spooled bodies", 200_000);
-        let large = vec![b'x'; 300_000];
-        let refused = spooled_within(Framing::Length(300_000), large, 1 << 20, &budget).await;
+        let large = vec![vec![b'x'; 300_000]];
+        let refused = spooled_within(Some(300_000), large, 1 << 20, &budget).await;
         assert_eq!(
             refused.err().as_deref(),
             Some("Server busy: its spooled bodies budget is in use; retry shortly")
         );
         assert_eq!(budget.used(), 0);
-        let fits = vec![b'y'; 150_000];
-        let (_, len, kind) = spooled_within(Framing::Length(150_000), fits, 1 << 20, &budget)
+        let fits = vec![vec![b'y'; 150_000]];
+        let (_, len, kind) = spooled_within(Some(150_000), fits, 1 << 20, &budget)
             .await
             .expect("within the budget");
         assert_eq!((len, kind), (150_000, "file"));
@@ -255,35 +235,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn chunked_bodies_get_their_exact_length() {
-        let mut wire = Vec::new();
-        for _ in 0..40 {
-            wire.extend_from_slice(b"1000\r\n");
-            wire.extend_from_slice(&[b'x'; 0x1000]);
-            wire.extend_from_slice(b"\r\n");
-        }
-        wire.extend_from_slice(b"0\r\n\r\n");
-        let (content, len, kind) = spooled(Framing::Chunked, wire, 1 << 20)
-            .await
-            .expect("chunked");
+    async fn bodies_of_unknown_length_get_their_exact_length() {
+        let pieces = vec![vec![b'x'; 0x1000]; 40];
+        let (content, len, kind) = spooled(None, pieces, 1 << 20).await.expect("chunked");
         assert_eq!((content.len(), len, kind), (40 * 4096, 40 * 4096, "file"));
     }
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused() {
-        let declared = spooled(Framing::Length(100), vec![b'x'; 100], 99).await;
+        let declared = spooled(Some(100), vec![vec![b'x'; 100]], 99).await;
         assert_eq!(declared.err().as_deref(), Some("Request body too large"));
-        let chunked = spooled(
-            Framing::Chunked,
-            b"64\r\n"
-                .iter()
-                .chain(&[b'x'; 100])
-                .chain(b"\r\n0\r\n\r\n")
-                .copied()
-                .collect(),
-            99,
-        )
-        .await;
-        assert_eq!(chunked.err().as_deref(), Some("Request body too large"));
+        let unknown = spooled(None, vec![vec![b'x'; 60], vec![b'x'; 40]], 99).await;
+        assert_eq!(unknown.err().as_deref(), Some("Request body too large"));
     }
 }

@@ -1,5 +1,5 @@
-//! Request bodies: a decoder for `Content-Length` and chunked framing, and
-//! the reader a backend uses to take the body off the connection.
+//! HTTP/1 request bodies: a decoder for `Content-Length` and chunked
+//! framing, and the [`BodySource`] that takes a body off the connection.
 //!
 //! The decoder works on the connection's read buffer and hands out body
 //! bytes without copying. The chunked grammar is RFC 9112 §7.1, read
@@ -18,17 +18,15 @@
 //!
 //! An error is final: the decoder stays failed, so no later call can
 //! resume parsing after the offending byte, and the connection must close
-//! after its answer. The reader ([`RequestBody`]) marks the decoder failed
+//! after its answer. [`crate::request_body::RequestBody`] marks the decoder failed
 //! for every other body error too (a limit, a timeout, a lost client).
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::pace::Pace;
 use super::parse::Framing;
-use crate::budget::Share;
-use crate::error::HttpError;
+use crate::pace::Pace;
+use crate::request_body::{BodyReadError, BodySource, NextChunk};
 
 /// Most bytes of chunk extensions (whitespace after sizes included) in one
 /// body.
@@ -315,61 +313,18 @@ impl BodyDecoder {
     }
 }
 
-/// Why a request body could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyReadError {
-    /// Longer than the backend accepts (413).
-    #[error("request body larger than {0} bytes")]
-    TooLarge(u64),
-    /// Chunked framing broken (400).
-    #[error(transparent)]
-    Malformed(#[from] BodyError),
-    /// The client stopped sending, or sent slower than the minimum rate
-    /// (408).
-    #[error("client stopped sending the body, or sent it too slowly")]
-    TimedOut,
-    /// The connection closed or failed.
-    #[error("connection lost while reading the body")]
-    Closed,
-    /// Holding it would exceed a server-wide budget (503).
-    #[error("the {0} budget is in use")]
-    Overloaded(&'static str),
-}
-
-impl BodyReadError {
-    /// Why the decoder was failed, in a word.
-    fn reason(&self) -> &'static str {
-        match self {
-            BodyReadError::TooLarge(_) => "body too large",
-            BodyReadError::Malformed(_) => "malformed body",
-            BodyReadError::TimedOut => "body timed out",
-            BodyReadError::Closed => "connection lost",
-            BodyReadError::Overloaded(_) => "over budget",
-        }
-    }
-
-    /// The error the client is answered with.
-    pub fn to_http_error(&self) -> HttpError {
-        match self {
-            BodyReadError::TooLarge(_) => HttpError::PayloadTooLarge,
-            BodyReadError::Malformed(e) => HttpError::BadRequest(e.to_string()),
-            BodyReadError::TimedOut | BodyReadError::Closed => HttpError::RequestTimeout,
-            BodyReadError::Overloaded(what) => HttpError::Overloaded(what),
-        }
+impl From<BodyError> for BodyReadError {
+    fn from(error: BodyError) -> BodyReadError {
+        BodyReadError::Malformed(error.to_string())
     }
 }
 
-/// A request's body, read from the connection on demand. A backend that
-/// never reads it leaves it to the connection to discard.
+/// A request body framed by HTTP/1 on the connection whose head was just
+/// parsed: the decoder over the connection's read buffer, reading more
+/// from the socket as the backend asks for it.
 #[derive(Debug)]
-pub struct RequestBody<'a> {
-    source: Option<Source<'a>>,
-    declared: Option<u64>,
-}
-
-#[derive(Debug)]
-struct Source<'a> {
-    stream: &'a mut TcpStream,
+pub struct Http1Body<'a, S> {
+    stream: &'a mut S,
     buf: &'a mut BytesMut,
     decoder: &'a mut BodyDecoder,
     /// `Expect: 100-continue` not answered yet: answered on the first read.
@@ -378,102 +333,44 @@ struct Source<'a> {
     pace: Pace,
 }
 
-impl RequestBody<'static> {
-    /// No body (an internal redirect's GET, or an in-process test).
-    pub fn empty() -> RequestBody<'static> {
-        RequestBody {
-            source: None,
-            declared: Some(0),
-        }
-    }
-}
-
-impl<'a> RequestBody<'a> {
-    /// The body of the request whose head was just parsed from `stream`.
+impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Http1Body<'a, S> {
+    /// The body `decoder` frames, read from `stream` after what `buf`
+    /// already holds.
     pub fn new(
-        stream: &'a mut TcpStream,
+        stream: &'a mut S,
         buf: &'a mut BytesMut,
         decoder: &'a mut BodyDecoder,
-        framing: Framing,
         expect_continue: bool,
         pace: Pace,
-    ) -> RequestBody<'a> {
-        let declared = match framing {
-            Framing::Empty => Some(0),
-            Framing::Length(n) => Some(n),
-            Framing::Chunked => None,
-        };
+    ) -> Http1Body<'a, S> {
         let continue_pending = expect_continue && !decoder.is_done();
-        RequestBody {
-            source: Some(Source {
-                stream,
-                buf,
-                decoder,
-                continue_pending,
-                pace,
-            }),
-            declared,
+        Http1Body {
+            stream,
+            buf,
+            decoder,
+            continue_pending,
+            pace,
         }
     }
 
-    /// The length the client declared (`Content-Length`, or 0 without a
-    /// body); `None` for a chunked body.
-    pub fn declared_length(&self) -> Option<u64> {
-        self.declared
-    }
-
-    /// Refuses the body as longer than `limit` bytes. Like every body
-    /// error, this is final: the connection closes after the answer.
-    pub fn too_large(&mut self, limit: u64) -> BodyReadError {
-        self.fail("body too large");
-        BodyReadError::TooLarge(limit)
-    }
-
-    /// Refuses the body at once if its declared length exceeds `limit`.
-    pub fn check_declared(&mut self, limit: u64) -> Result<(), BodyReadError> {
-        match self.declared {
-            Some(n) if n > limit => Err(self.too_large(limit)),
-            _ => Ok(()),
-        }
-    }
-
-    fn fail(&mut self, why: &'static str) {
-        if let Some(source) = self.source.as_mut() {
-            source.decoder.fail(why);
-        }
-    }
-
-    /// The next piece of the body; `Ok(None)` at its end. After an error
-    /// every later call fails too.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyReadError> {
-        let result = self.next_chunk().await;
-        if let Err(error) = &result {
-            self.fail(error.reason());
-        }
-        result
-    }
-
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyReadError> {
-        let Some(source) = self.source.as_mut() else {
-            return Ok(None);
-        };
-        if source.continue_pending {
-            source.continue_pending = false;
-            let sent = source
+    async fn next(&mut self) -> Result<Option<Bytes>, BodyReadError> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            let sent = self
                 .pace
-                .wait(source.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"))
+                .wait(self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"))
                 .await;
             if !matches!(sent, Ok(Ok(()))) {
                 return Err(BodyReadError::Closed);
             }
         }
         loop {
-            match source.decoder.decode(source.buf)? {
+            match self.decoder.decode(self.buf)? {
                 Decoded::Data(bytes) => return Ok(Some(bytes)),
                 Decoded::End => return Ok(None),
                 Decoded::NeedMore => {
-                    source.buf.reserve(64 * 1024);
-                    match source.pace.io(source.stream.read_buf(source.buf)).await {
+                    self.buf.reserve(64 * 1024);
+                    match self.pace.io(self.stream.read_buf(self.buf)).await {
                         Ok(Ok(n)) if n > 0 => {}
                         Ok(_) => return Err(BodyReadError::Closed),
                         Err(_) => return Err(BodyReadError::TimedOut),
@@ -482,42 +379,24 @@ impl<'a> RequestBody<'a> {
             }
         }
     }
+}
 
-    /// The whole body, refused (before reading any of it, when the client
-    /// declared its length) if it is longer than `limit` bytes, held in
-    /// memory within `share` of the server's budget for bodies.
-    pub async fn read_to_end(
-        &mut self,
-        limit: u64,
-        share: &mut Share,
-    ) -> Result<Bytes, BodyReadError> {
-        self.check_declared(limit)?;
-        // A declared length is held at once; a chunked body as it grows.
-        let mut reserved = self.declared.unwrap_or(0);
-        if !share.grow(reserved) {
-            return Err(self.over_budget(share));
-        }
-        let mut body = BytesMut::with_capacity(reserved as usize);
-        while let Some(chunk) = self.chunk().await? {
-            let len = (body.len() + chunk.len()) as u64;
-            if len > limit {
-                return Err(self.too_large(limit));
-            }
-            if len > reserved {
-                if !share.grow(len - reserved) {
-                    return Err(self.over_budget(share));
-                }
-                reserved = len;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> BodySource for Http1Body<'_, S> {
+    fn next_chunk(&mut self) -> NextChunk<'_> {
+        Box::pin(self.next())
     }
 
-    /// Refuses the body as more than the server can hold now.
-    pub fn over_budget(&mut self, share: &Share) -> BodyReadError {
-        self.fail("over budget");
-        BodyReadError::Overloaded(share.what())
+    fn fail(&mut self, why: &'static str) {
+        self.decoder.fail(why);
+    }
+}
+
+/// The length a body framed as `framing` declares; `None` for chunked.
+pub fn declared_length(framing: Framing) -> Option<u64> {
+    match framing {
+        Framing::Empty => Some(0),
+        Framing::Length(n) => Some(n),
+        Framing::Chunked => None,
     }
 }
 

@@ -24,17 +24,18 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use http::{StatusCode, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::body::{BodyDecoder, Decoded, RequestBody};
-use super::pace::{MinRate, Pace};
+use super::body::{BodyDecoder, Decoded, Http1Body, declared_length};
 use super::parse::{Framing, Head, HeadError, Limits, parse_head};
+use super::transport::Transport;
 use super::write::{self, write_response};
 use crate::error::HttpError;
-use crate::request::Request;
-use crate::service::Service;
+use crate::handler::Handler;
+use crate::pace::{MinRate, Pace};
+use crate::request::{Ends, Request};
+use crate::request_body::RequestBody;
 
 /// The most body bytes read and discarded to keep a connection alive when
 /// no backend wanted the body; a larger body closes the connection instead.
@@ -72,20 +73,18 @@ enum Next {
     Reject(HeadError),
 }
 
-/// Serves requests on `stream` until the client or the server closes it.
-pub async fn serve(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    service: &Service,
+/// Serves requests on `stream` until the client or the server closes it;
+/// `buf` holds what was already read from it.
+pub async fn serve<S: Transport, H: Handler>(
+    mut stream: S,
+    mut buf: BytesMut,
+    ends: Ends,
+    service: &H,
     settings: &Settings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let local = match stream.local_addr() {
-        Ok(addr) => addr,
-        Err(_) => return,
-    };
-    let _ = stream.set_nodelay(true);
-    let mut buf = BytesMut::with_capacity(4096);
+    let Ends { peer, local, .. } = ends;
+    buf.reserve(4096);
     let mut first = true;
     loop {
         let head = match read_head(&mut stream, &mut buf, first, settings, &mut shutdown).await {
@@ -106,17 +105,18 @@ pub async fn serve(
             head: head.raw,
             peer,
             local,
+            secure: ends.secure,
         };
         let mut decoder = BodyDecoder::new(head.framing);
         let response = {
-            let mut body = RequestBody::new(
+            let mut source = Http1Body::new(
                 &mut stream,
                 &mut buf,
                 &mut decoder,
-                head.framing,
                 head.expect_continue,
                 settings.pace(),
             );
+            let mut body = RequestBody::new(&mut source, declared_length(head.framing));
             service.handle(&request, &mut body).await
         };
         // A body the backend did not read is discarded before the response
@@ -137,7 +137,7 @@ pub async fn serve(
                 match drain(&mut stream, &mut buf, &mut decoder, settings.io_timeout).await {
                     Drained::Done => body_ok = true,
                     Drained::TooLong | Drained::TimedOut => {}
-                    Drained::Refused(error) => response = service.error_response(&error),
+                    Drained::Refused(error) => response = error.to_response(),
                     Drained::Lost => {
                         service.log(peer, &head.request_line, response.status, None);
                         return;
@@ -174,8 +174,8 @@ pub async fn serve(
 }
 
 /// Reads until `buf` holds a complete request head.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: Transport>(
+    stream: &mut S,
     buf: &mut BytesMut,
     first: bool,
     settings: &Settings,
@@ -248,14 +248,14 @@ async fn read_head(
 }
 
 /// Answers a head that could not be accepted, then closes.
-async fn reject(
-    stream: &mut TcpStream,
-    service: &Service,
+async fn reject<S: Transport, H: Handler>(
+    stream: &mut S,
+    service: &H,
     settings: &Settings,
     peer: SocketAddr,
     rejected: HeadError,
 ) {
-    let response = service.error_response(&rejected.error);
+    let response = rejected.error.to_response();
     let status = response.status;
     let framing = write::Framing {
         version: settings.protocol,
@@ -293,8 +293,8 @@ enum Drained {
 
 /// Reads and discards the rest of a request body, within one I/O timeout
 /// for the whole body (so a trickled body cannot hold the connection).
-async fn drain(
-    stream: &mut TcpStream,
+async fn drain<S: Transport>(
+    stream: &mut S,
     buf: &mut BytesMut,
     decoder: &mut BodyDecoder,
     io_timeout: Duration,
@@ -329,7 +329,7 @@ async fn drain(
 
 /// Shuts the write side, then reads and discards briefly so that unread
 /// request bytes do not turn the close into a reset.
-async fn linger_close(stream: &mut TcpStream) {
+pub async fn linger_close<S: Transport>(stream: &mut S) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -1,4 +1,4 @@
-//! HTTP/1.0 and HTTP/1.1 on a TCP connection: parse, frame, keep alive.
+//! HTTP/1.0 and HTTP/1.1 on a connection: parse, frame, keep alive.
 //!
 //! Why our own connection layer rather than hyper's server: a file server
 //! that replaces `python -m http.server` is judged on the wire. hyper answers
@@ -14,11 +14,11 @@
 //!   `HttpError` (400, 414, 431, 501, 505).
 //! - [`body`]: request body framing (`Content-Length`, chunked).
 //! - [`write`]: response head and body framing, `sendfile` for files.
-//! - [`pace`]: the minimum transfer rate of bodies and responses.
+//! - [`transport`]: plain TCP or TLS beneath.
 //! - [`conn`]: the keep-alive loop, timeouts, graceful close.
 
 pub mod body;
 pub mod conn;
-pub mod pace;
 pub mod parse;
+pub mod transport;
 pub mod write;

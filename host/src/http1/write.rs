@@ -19,11 +19,9 @@ use std::os::unix::fs::FileExt;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use super::pace::Pace;
-use crate::response::{Body, BodyStream, Response};
-
-/// The `Server` header value.
-pub const SERVER: &str = concat!("wasmhttpd/", env!("CARGO_PKG_VERSION"));
+use super::transport::Transport;
+use crate::pace::Pace;
+use crate::response::{Body, BodyStream, Response, SERVER};
 
 /// Bodies up to this size (in memory, or read from a file) go after the
 /// head in the same buffer and the same write.
@@ -77,8 +75,8 @@ enum Delimiting {
 }
 
 /// Writes `response` to `stream`.
-pub async fn write_response(
-    stream: &mut TcpStream,
+pub async fn write_response<S: Transport>(
+    stream: &mut S,
     response: Response,
     mut framing: Framing,
     pace: &mut Pace,
@@ -165,6 +163,8 @@ pub async fn write_response(
         }
         _ => write_all(stream, &out, pace).await?,
     }
+    // A TLS session may hold the last records until flushed.
+    pace.wait(stream.flush()).await??;
     Ok(Written {
         body_bytes,
         keep_alive: framing.keep_alive,
@@ -173,8 +173,8 @@ pub async fn write_response(
 
 /// Sends a response produced whole elsewhere (an `nph-` script's), then
 /// ends the connection: its framing is unknown to the server.
-async fn write_unframed(
-    stream: &mut TcpStream,
+async fn write_unframed<S: Transport>(
+    stream: &mut S,
     mut body: BodyStream,
     pace: &mut Pace,
 ) -> io::Result<Written> {
@@ -183,6 +183,7 @@ async fn write_unframed(
         write_all(stream, &chunk, pace).await?;
         sent += chunk.len() as u64;
     }
+    pace.wait(stream.flush()).await??;
     Ok(Written {
         body_bytes: sent,
         keep_alive: false,
@@ -287,7 +288,11 @@ fn push_title_case(out: &mut Vec<u8>, name: &str) {
     }
 }
 
-async fn write_all(stream: &mut TcpStream, mut bytes: &[u8], pace: &mut Pace) -> io::Result<()> {
+async fn write_all<S: Transport>(
+    stream: &mut S,
+    mut bytes: &[u8],
+    pace: &mut Pace,
+) -> io::Result<()> {
     while !bytes.is_empty() {
         match pace.io(stream.write(bytes)).await?? {
             0 => return Err(io::ErrorKind::WriteZero.into()),
@@ -297,17 +302,59 @@ async fn write_all(stream: &mut TcpStream, mut bytes: &[u8], pace: &mut Pace) ->
     Ok(())
 }
 
-/// Sends `len` bytes of `file` from `offset` with `sendfile(2)`. A file
-/// that shrinks while being sent ends the connection (the client sees a
-/// short body against its `Content-Length`, never a silently wrong one).
-async fn send_file(
-    stream: &mut TcpStream,
+/// Sends `len` bytes of `file` from `offset`: with `sendfile(2)` on a
+/// plain socket, else read and written a piece at a time. A file that
+/// shrinks while being sent ends the connection (the client sees a short
+/// body against its `Content-Length`, never a silently wrong one).
+async fn send_file<S: Transport>(
+    stream: &mut S,
     file: &std::fs::File,
     offset: u64,
     len: u64,
     pace: &mut Pace,
 ) -> io::Result<()> {
-    let stream: &TcpStream = stream;
+    match stream.raw_socket() {
+        Some(socket) => sendfile(socket, file, offset, len, pace).await,
+        None => copy_file(stream, file, offset, len, pace).await,
+    }
+}
+
+/// The most bytes of a file read at a time for a stream that cannot
+/// take `sendfile(2)`.
+const COPY_CHUNK: u64 = 256 * 1024;
+
+async fn copy_file<S: Transport>(
+    stream: &mut S,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    pace: &mut Pace,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; len.min(COPY_CHUNK) as usize];
+    let mut position = offset;
+    let end = offset + len;
+    while position < end {
+        let want = (end - position).min(COPY_CHUNK) as usize;
+        let n = file.read_at(&mut buf[..want], position)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while sending",
+            ));
+        }
+        write_all(stream, &buf[..n], pace).await?;
+        position += n as u64;
+    }
+    Ok(())
+}
+
+async fn sendfile(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    pace: &mut Pace,
+) -> io::Result<()> {
     let mut position = offset;
     let end = offset + len;
     while position < end {

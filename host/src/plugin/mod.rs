@@ -50,8 +50,8 @@ use self::outbound::Outbound;
 use self::wagi::{Invocation, read_body};
 use crate::cgi::output::{Output, collect};
 use crate::error::HttpError;
-use crate::http1::body::RequestBody;
 use crate::request::Request;
+use crate::request_body::RequestBody;
 
 /// What identifies one version of a plugin's files: the `.wasm` and the
 /// sidecar's inode, size and modification time.

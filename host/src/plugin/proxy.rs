@@ -6,7 +6,8 @@
 //! body finished and read to its end), up to `requests` requests each.
 //!
 //! The request reaches the guest as a wasi:http `incoming-request`: method,
-//! the path and query as the client sent them, `http` scheme, the `Host`
+//! the path and query as the client sent them, `http` scheme (`https`
+//! over TLS), the `Host`
 //! header (or the address the client connected to) as authority, the
 //! header fields except the connection's own (`Connection`, `Keep-Alive`,
 //! `TE`, `Transfer-Encoding`, `Upgrade`), and the body, decoded. Fields
@@ -18,7 +19,8 @@
 //! - `wasmhttpd-client-addr` and `wasmhttpd-server-addr`: the client's
 //!   `ip:port`, and the one it connected to;
 //! - `wasmhttpd-request-line`: the request line as sent (the version is
-//!   nowhere else);
+//!   nowhere else); for HTTP/2, whose semantics are HTTP/1.1's, the line
+//!   made from its parts says `HTTP/1.1`;
 //! - `wasmhttpd-field-names`: the names of the fields passed on, in the
 //!   client's order and case, comma-separated (wasi:http lower-cases them).
 //!
@@ -72,9 +74,9 @@ use crate::cgi::output::{AbortOnDrop, COMMIT_THRESHOLD, Output};
 use crate::cgi::response::SET_BY_SERVER;
 use crate::cgi::stderr::StderrLog;
 use crate::error::HttpError;
-use crate::http1::body::RequestBody;
 use crate::listing::percent_encode;
 use crate::request::Request;
+use crate::request_body::RequestBody;
 use crate::response::{self, Failure, Outcome};
 
 /// Request body chunks in flight to the guest.
@@ -236,6 +238,11 @@ impl Proxy {
         let slots = Arc::clone(runtime.slots());
         let tag = run.tag.to_string();
         let (report, outcome) = oneshot::channel();
+        let scheme = if incoming.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let task = tokio::spawn(async move {
             let Ok(slot) = slots.acquire_owned().await else {
                 return;
@@ -252,7 +259,7 @@ impl Proxy {
                 let request = store
                     .data_mut()
                     .http()
-                    .new_incoming_request(Scheme::Http, incoming)?;
+                    .new_incoming_request(scheme, incoming)?;
                 let response = store.data_mut().http().new_response_outparam(head)?;
                 proxy
                     .wasi_http_incoming_handler()
@@ -412,7 +419,7 @@ fn incoming_request(
         path_and_query.extend_from_slice(query);
     }
     let uri = http::Uri::builder()
-        .scheme("http")
+        .scheme(if request.secure { "https" } else { "http" })
         .authority(authority)
         .path_and_query(path_and_query)
         .build()
@@ -455,11 +462,13 @@ fn incoming_request(
 fn as_sent(request: &Request) -> (Bytes, Bytes) {
     let mut lines = request.head.split(|&b| b == b'\n');
     let Some(first) = lines.next().filter(|line| !line.is_empty()) else {
+        // HTTP/2's semantics are HTTP/1.1's; a handler written for HTTP/1
+        // (Python's refuses any version from 2.0 on with 505) is told so.
+        let version = request.version.min(http::Version::HTTP_11);
         let line = format!(
-            "{} {} {:?}",
+            "{} {} {version:?}",
             request.method,
             String::from_utf8_lossy(&request.target),
-            request.version
         );
         return (Bytes::from(line), Bytes::new());
     };

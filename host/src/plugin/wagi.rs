@@ -48,8 +48,8 @@ use crate::cgi::env::{Script, meta_variables};
 use crate::cgi::output::Produced;
 use crate::cgi::stderr::StderrLog;
 use crate::error::HttpError;
-use crate::http1::body::RequestBody;
 use crate::request::Request;
+use crate::request_body::RequestBody;
 use crate::response::Failure;
 
 /// Size of the pipe between the guest's stdout and the response.

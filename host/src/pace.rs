@@ -81,7 +81,7 @@ impl Pace {
     }
 
     /// How long the next wait may last, and what ends it when it does.
-    fn allowance(&self) -> (Duration, Stalled) {
+    pub fn allowance(&self) -> (Duration, Stalled) {
         if self.quota == 0 {
             return (self.io_timeout, Stalled::Timeout);
         }
@@ -94,7 +94,7 @@ impl Pace {
     }
 
     /// Counts `moved` bytes after `waited` of waiting.
-    fn record(&mut self, waited: Duration, moved: u64) {
+    pub fn record(&mut self, waited: Duration, moved: u64) {
         self.waited += waited;
         self.moved += moved;
         if self.moved >= self.quota {
