@@ -269,8 +269,16 @@ fn a_large_plugin_compiles_in_the_background_while_the_server_answers() {
             .any(|l| l.starts_with("Plugin big:") && l.contains("ready after")),
         "big compiled already: make slow_to_compile slower: {lines:?}"
     );
-    // A request to it waits for it, then is answered.
-    let r = server.get("/big");
+    // A request to it waits for it (as long as the compile takes, longer
+    // than a read timeout on a loaded machine), then is answered.
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(COMPILE_TIMEOUT))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let r = read_response(&mut stream, false);
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "big\n");
     let ready = server.wait_for_plugin_line("Plugin big: /big /big/* (all methods; CGI-over-WASI)");
