@@ -16,40 +16,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::{Server, Setup, Usage, every_backend, site, usage, workspace, write};
-
-/// What curl got: status, HTTP version, headers, body.
-#[derive(Debug)]
-struct Got {
-    status: u16,
-    version: String,
-    headers: String,
-    body: Vec<u8>,
-}
+use support::{Curled, Server, Setup, Usage, curl, every_backend, site, usage, workspace, write};
 
 /// curl with `args` against `path` on `server`, over HTTP/2 without TLS.
-fn h2c(server: &Server, path: &str, args: &[&str]) -> Got {
-    let dir = tempfile::tempdir().expect("dir");
-    let head = dir.path().join("head");
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "20", "--http2-prior-knowledge", "-D"])
-        .arg(&head)
-        .args(["-w", "\n%{http_code} %{http_version}"])
-        .args(args)
-        .arg(format!("http://127.0.0.1:{}{path}", server.addr.port()))
-        .output()
-        .expect("run curl");
-    let mut body = out.stdout;
-    let tail_at = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-    let tail = String::from_utf8_lossy(&body[tail_at + 1..]).into_owned();
-    body.truncate(tail_at);
-    let mut words = tail.split(' ');
-    Got {
-        status: words.next().and_then(|w| w.parse().ok()).unwrap_or(0),
-        version: words.next().unwrap_or("").to_owned(),
-        headers: std::fs::read_to_string(&head).unwrap_or_default(),
-        body,
-    }
+fn h2c(server: &Server, path: &str, args: &[&str]) -> Curled {
+    let mut all = vec!["--http2-prior-knowledge"];
+    all.extend_from_slice(args);
+    curl(
+        &all,
+        &format!("http://127.0.0.1:{}{path}", server.addr.port()),
+    )
 }
 
 /// The python3 with the `h2` package, installed once.
@@ -98,6 +74,53 @@ fn attack(server: &Server, kind: &str, arg: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("attack.py's JSON")
+}
+
+/// Two requests on one connection, each of which waits for the other to
+/// have started: they meet only if the server runs a connection's streams
+/// at once (its streams share the connection's task, but a backend that
+/// waits must not hold the others up). Over TLS: curl 7.88 cannot
+/// multiplex with `--http2-prior-knowledge`.
+#[test]
+fn the_streams_of_one_connection_are_answered_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let (setup, server) = every_backend(&["--tls-self-signed"]);
+    let meet = setup.site().join("meet");
+    std::fs::create_dir(&meet).expect("mkdir");
+    std::fs::set_permissions(&meet, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let script = format!(
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+         touch {dir}/$QUERY_STRING\n\
+         other=a; [ \"$QUERY_STRING\" = a ] && other=b\n\
+         i=0; while [ ! -e {dir}/$other ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
+         [ -e {dir}/$other ] && echo met || echo alone\n",
+        dir = meet.display()
+    );
+    write(&setup.site(), "cgi-bin/meet.sh", script);
+    std::fs::set_permissions(
+        setup.site().join("cgi-bin/meet.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let base = format!("https://127.0.0.1:{}/cgi-bin/meet.sh", server.addr.port());
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "30", "--http2", "-Z"])
+        .args(["-w", " version=%{http_version} connects=%{num_connects} "])
+        .arg(format!("{base}?a"))
+        .arg(format!("{base}?b"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.matches("met").count(), 2, "{text}");
+    // One connection: the second transfer connected nowhere.
+    let connects: u32 = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("connects=")?.parse::<u32>().ok())
+        .sum();
+    assert!(
+        text.matches("version=2 ").count() == 2 && connects == 1,
+        "{text}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Server, binary, every_backend, site, write};
+use support::{Curled, Server, binary, every_backend, site, write};
 
 /// A certificate for localhost and 127.0.0.1 and its key, as PEM files
 /// `NAME.pem` and `NAME.key` in `dir`.
@@ -61,42 +61,11 @@ fn https(site: &Path, cert: &Path, key: &Path, args: &[&str]) -> Server {
     Server::start(site, &all)
 }
 
-/// What curl got: status, HTTP version, body.
-#[derive(Debug)]
-struct Got {
-    status: u16,
-    version: String,
-    body: Vec<u8>,
-    ok: bool,
-}
-
 /// `curl` against `url`, trusting `ca` only, with `args`.
-fn curl(ca: &Path, url: &str, args: &[&str]) -> Got {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "10",
-            "--cacert",
-            s(ca),
-            "-w",
-            "\n%{http_code} %{http_version}",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    let mut body = out.stdout;
-    let tail_at = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-    let tail = String::from_utf8_lossy(&body[tail_at + 1..]).into_owned();
-    body.truncate(tail_at);
-    let mut words = tail.split(' ');
-    Got {
-        status: words.next().and_then(|w| w.parse().ok()).unwrap_or(0),
-        version: words.next().unwrap_or("").to_owned(),
-        body,
-        ok: out.status.success(),
-    }
+fn curl(ca: &Path, url: &str, args: &[&str]) -> Curled {
+    let mut all = vec!["--cacert", s(ca)];
+    all.extend_from_slice(args);
+    support::curl(&all, url)
 }
 
 fn url(server: &Server, path: &str) -> String {

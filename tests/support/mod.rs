@@ -746,3 +746,41 @@ pub fn usage(pid: u32) -> Usage {
         threads: field("Threads:"),
     }
 }
+
+/// What curl got: status, HTTP version, response headers, body, and
+/// whether curl itself succeeded.
+#[derive(Debug)]
+pub struct Curled {
+    pub status: u16,
+    pub version: String,
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub ok: bool,
+}
+
+/// `curl -s` with `args` against `url`, bounded to 20 s; the status and
+/// version come from `-w`, the headers from `-D`.
+pub fn curl(args: &[&str], url: &str) -> Curled {
+    let dir = tempfile::tempdir().expect("dir");
+    let head = dir.path().join("head");
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-D"])
+        .arg(&head)
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let mut body = out.stdout;
+    let tail_at = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let tail = String::from_utf8_lossy(&body[tail_at + 1..]).into_owned();
+    body.truncate(tail_at);
+    let mut words = tail.split(' ');
+    Curled {
+        status: words.next().and_then(|w| w.parse().ok()).unwrap_or(0),
+        version: words.next().unwrap_or("").to_owned(),
+        headers: std::fs::read_to_string(&head).unwrap_or_default(),
+        body,
+        ok: out.status.success(),
+    }
+}

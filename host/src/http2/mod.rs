@@ -12,7 +12,9 @@
 //! - [`request`]: hyper's request parts → [`crate::request::Request`],
 //!   DATA frames → a [`crate::request_body::BodySource`];
 //! - [`response`]: the service's response → hyper's, with the file, memory
-//!   and stream bodies, and the access log line.
+//!   and stream bodies, and the access log line;
+//! - [`streams`]: the connection's streams, run by the connection's own
+//!   task rather than spawned, so their responses go out together.
 //!
 //! A response whose client stops reading is cancelled under the minimum
 //! rate (see [`response::Watchlist`]); a connection all of whose streams
@@ -25,13 +27,14 @@
 
 pub mod request;
 pub mod response;
+pub mod streams;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
@@ -90,7 +93,8 @@ pub async fn serve<S, H>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let mut running = streams::Streams::default();
+    let mut builder = hyper::server::conn::http2::Builder::new(running.executor());
     builder
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams)
@@ -121,6 +125,10 @@ pub async fn serve<S, H>(
         let changed = activity.changed.notified();
         let open = activity.open.load(Ordering::Acquire);
         tokio::select! {
+            // The ready streams answer first, so that the connection then
+            // writes their responses together.
+            biased;
+            () = running.run() => {}
             _ = connection.as_mut() => return,
             _ = shutdown.wait_for(|stop| *stop) => break,
             () = changed => {}
@@ -136,6 +144,8 @@ pub async fn serve<S, H>(
     connection.as_mut().graceful_shutdown();
     loop {
         tokio::select! {
+            biased;
+            () = running.run() => {}
             _ = connection.as_mut() => return,
             _ = sweep.tick() => {
                 let open = activity.open.load(Ordering::Acquire);
@@ -161,16 +171,19 @@ struct Open(Arc<Activity>);
 
 impl Open {
     fn new(activity: &Arc<Activity>) -> Open {
-        activity.open.fetch_add(1, Ordering::AcqRel);
-        activity.changed.notify_waiters();
+        // The connection only cares whether any stream is open.
+        if activity.open.fetch_add(1, Ordering::AcqRel) == 0 {
+            activity.changed.notify_waiters();
+        }
         Open(Arc::clone(activity))
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_waiters();
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
     }
 }
 
