@@ -14,7 +14,7 @@
 //! - [`response`]: the service's response → hyper's, with the file, memory
 //!   and stream bodies, and the access log line;
 //! - [`streams`]: the connection's streams, run by the connection's own
-//!   task rather than spawned, so their responses go out together.
+//!   task rather than spawned.
 //!
 //! A response whose client stops reading is cancelled under the minimum
 //! rate (see [`response::Watchlist`]); a connection all of whose streams

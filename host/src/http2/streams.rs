@@ -1,11 +1,9 @@
 //! The streams of one HTTP/2 connection, run by the connection's own task.
 //!
-//! hyper hands each stream to an executor. Spawning each one as a tokio
-//! task costs a task per request, and worse, tokio runs a task it has just
-//! woken next: every finished stream woke the connection, which then wrote
-//! that one response alone, one `writev` (and one TLS record) per request.
-//! Here the connection's task polls its streams itself, all the ready ones
-//! first, and then the connection writes what they answered together.
+//! hyper hands each stream to an executor. Spawning each as a tokio task
+//! costs a task, its scheduling and a wake of the connection per request;
+//! here the connection's task polls its streams itself, the ready ones
+//! before the connection, so the connection writes what they answered.
 //!
 //! Nothing slow runs inline: the backends that compute (plugins) or wait
 //! on a process (CGI) already run in tasks of their own, and a static file
