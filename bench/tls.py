@@ -14,7 +14,8 @@ ranges reported:
    close`, full handshakes (no resumption), wasmhttpd vs nginx;
 4. HTTP/1.1 over TLS vs plain HTTP/1.1, the 1 KiB file, wasmhttpd.
 
-    python3 bench/tls.py       # BENCH_SECONDS=5 BENCH_ROUNDS=5
+    python3 bench/tls.py [h2] [plugin] [handshakes] [tls]   # all four if none named
+                                             # BENCH_SECONDS=5 BENCH_ROUNDS=5
 """
 
 import os
@@ -114,7 +115,14 @@ def report(title, results, pairs):
         print(f"ratio {ours} / {other}: {median(ratios):.2f}x  (rounds: {min(ratios):.2f}-{max(ratios):.2f})")
 
 
+PARTS = ("h2", "plugin", "handshakes", "tls")
+
+
 def main():
+    wanted = sys.argv[1:] or list(PARTS)
+    unknown = [part for part in wanted if part not in PARTS]
+    if unknown:
+        sys.exit(f"bench/tls.py: unknown part {unknown[0]!r} (parts: {', '.join(PARTS)})")
     ensure_packages("h2load", "nginx")
     binary = build_release()
     hello = os.path.join(ROOT, "plugins", "hello.wasm")
@@ -150,30 +158,33 @@ def main():
                                     nginx_port),
         }
 
-        results = interleave(servers, lambda name, s: h2load(s.port, "/1k.bin", 32, 8))
-        report("HTTP/2 over TLS, 1 KiB file (h2load -c32 -m8)", results, [("wasmhttpd", "nginx")])
+        if "h2" in wanted:
+            results = interleave(servers, lambda name, s: h2load(s.port, "/1k.bin", 32, 8))
+            report("HTTP/2 over TLS, 1 KiB file (h2load -c32 -m8)", results, [("wasmhttpd", "nginx")])
 
         def plugin(name, s):
             if name.endswith("HTTP/1.1"):
                 return h2load(s.port, "/hello", 8, 1, h1=True)
             return h2load(s.port, "/hello", 8, 8)
-        results = interleave({"hello plugin, HTTP/2 (TLS)": tls, "hello plugin, HTTP/1.1 (TLS)": tls},
-                             plugin)
-        report("hello plugin over HTTP/2 (h2load -c8 -m8) and HTTP/1.1 (-c8)", results,
-               [("hello plugin, HTTP/2 (TLS)", "hello plugin, HTTP/1.1 (TLS)")])
+        if "plugin" in wanted:
+            results = interleave({"hello plugin, HTTP/2 (TLS)": tls,
+                                  "hello plugin, HTTP/1.1 (TLS)": tls}, plugin)
+            report("hello plugin over HTTP/2 (h2load -c8 -m8) and HTTP/1.1 (-c8)", results,
+                   [("hello plugin, HTTP/2 (TLS)", "hello plugin, HTTP/1.1 (TLS)")])
 
-        results = interleave(servers, lambda name, s: h2load(
-            s.port, "/1k.bin", 16, 1, requests=4000, h1=True, close=True))
-        report("TLS handshakes per second (h2load --h1 -c16, Connection: close, ECDSA P-256)",
-               results, [("wasmhttpd", "nginx")])
+        if "handshakes" in wanted:
+            results = interleave(servers, lambda name, s: h2load(
+                s.port, "/1k.bin", 16, 1, requests=4000, h1=True, close=True))
+            report("TLS handshakes per second (h2load --h1 -c16, Connection: close, ECDSA P-256)",
+                   results, [("wasmhttpd", "nginx")])
 
-        plain = ours()
-        results = interleave({"wasmhttpd HTTP/1.1 over TLS": tls, "wasmhttpd HTTP/1.1 plain": plain},
-                             lambda name, s: plain_h2load(s.port, "/1k.bin", 32) if "plain" in name
-                             else h2load(s.port, "/1k.bin", 32, 1, h1=True))
-        report("HTTP/1.1, 1 KiB file, over TLS and plain (h2load --h1 -c32)", results,
-               [("wasmhttpd HTTP/1.1 over TLS", "wasmhttpd HTTP/1.1 plain")])
-
+        if "tls" in wanted:
+            plain = ours()
+            results = interleave({"wasmhttpd HTTP/1.1 over TLS": tls, "wasmhttpd HTTP/1.1 plain": plain},
+                                 lambda name, s: plain_h2load(s.port, "/1k.bin", 32) if "plain" in name
+                                 else h2load(s.port, "/1k.bin", 32, 1, h1=True))
+            report("HTTP/1.1, 1 KiB file, over TLS and plain (h2load --h1 -c32)", results,
+                   [("wasmhttpd HTTP/1.1 over TLS", "wasmhttpd HTTP/1.1 plain")])
 
 if __name__ == "__main__":
     main()
