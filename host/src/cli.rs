@@ -15,7 +15,7 @@ use crate::budget;
     version,
     about,
     max_term_width = 100,
-    after_help = "Also: wasmhttpd build HANDLER.py [-o OUT.wasm] turns a Python http.server handler into a plugin (see wasmhttpd build --help)."
+    after_help = "Also: wasmhttpd build HANDLER.py [-o OUT.wasm] turns a Python http.server handler into a plugin (see wasmhttpd build --help); wasmhttpd check FILE.wasm tells whether a .wasm would load as a plugin, and what it would be (see wasmhttpd check --help)."
 )]
 pub struct Args {
     /// Port to listen on; 0 picks a free port.

@@ -13,6 +13,8 @@ use clap::Parser;
 use wasmhttpd::cgi::spawner::daemon;
 use wasmhttpd::cli::Args;
 use wasmhttpd::config::{Config, user_cache_dir};
+use wasmhttpd::plugin::check::CheckArgs;
+use wasmhttpd::plugin::engine::Runtime;
 use wasmhttpd::pybuild::{self, BuildArgs};
 use wasmhttpd::server;
 
@@ -27,6 +29,9 @@ fn main() -> ExitCode {
     }
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("build")) {
         return build();
+    }
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("check")) {
+        return check();
     }
     let args = match parse::<Args>(std::env::args_os(), "wasmhttpd") {
         Ok(args) => args,
@@ -92,6 +97,30 @@ fn build() -> ExitCode {
             eprintln!("wasmhttpd build: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `wasmhttpd check FILE.wasm`: whether a plugin would load, and what it
+/// would be; exit 0 if it would, 1 if not.
+fn check() -> ExitCode {
+    let argv = std::iter::once("wasmhttpd check".into()).chain(std::env::args_os().skip(2));
+    let args = match parse::<CheckArgs>(argv, "wasmhttpd check") {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let runtime = match Runtime::new(None) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wasmhttpd check: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = wasmhttpd::plugin::check::check(&runtime, &args);
+    print!("{}", report.text);
+    if report.loads {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

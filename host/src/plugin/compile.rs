@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::engine::Runtime;
-use super::executor::{Executor, prepare};
+use super::executor::{Executor, prepare, reuse_refusal};
 
 /// How often the terminal hears about a compile still going on.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -60,15 +60,15 @@ impl Compile {
                     Err(_) => prepare(&runtime, &bytes),
                 }
             }));
+            // A refused plugin's line says where to learn more.
+            let hint = format!("(wasmhttpd check {} says more)", file.display());
             let outcome = match prepared {
-                Ok(Ok(Executor::Wagi(_))) if reuse => Err(format!(
-                    "{}: its sidecar asks for [reuse], which only a wasi:http component can have: \
-                     a CGI-over-WASI command runs once per instance (a WASI command may start only once)",
-                    file.display()
-                )),
-                Ok(Ok(executor)) => Ok(executor),
-                Ok(Err(error)) => Err(format!("{}: {error:#}", file.display())),
-                Err(_) => Err(format!("{}: the compiler panicked", file.display())),
+                Ok(Ok(executor)) => match reuse_refusal(&executor, reuse) {
+                    Some(problem) => Err(format!("{}: {problem} {hint}", file.display())),
+                    None => Ok(executor),
+                },
+                Ok(Err(error)) => Err(format!("{}: {error:#} {hint}", file.display())),
+                Err(_) => Err(format!("{}: the compiler panicked {hint}", file.display())),
             };
             let _ = cell.set(outcome);
             tx.send_replace(true);
@@ -165,7 +165,10 @@ mod tests {
             false,
         );
         let problem = compile.finished().await.expect_err("fails");
-        assert_eq!(problem, "x.wasm: not a WebAssembly binary");
+        assert_eq!(
+            problem,
+            "x.wasm: not a WebAssembly binary (wasmhttpd check x.wasm says more)"
+        );
         assert!(compile.is_finished());
         assert!(compile.executor().is_none());
         // Asking again gives the same answer at once.

@@ -174,6 +174,11 @@ impl Runtime {
         &self.linker
     }
 
+    /// The linker with WASI 0.2 and wasi:http, for components.
+    pub fn component_linker(&self) -> &component::Linker<ComponentState> {
+        &self.component_linker
+    }
+
     /// Links `component` once against WASI 0.2 and wasi:http; a missing
     /// import is named in the error.
     pub fn link_component(

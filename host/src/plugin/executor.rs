@@ -19,31 +19,51 @@ pub enum Executor {
     Proxy(Proxy),
 }
 
+/// A binary, compiled: a core module or a component.
+#[derive(Debug)]
+pub enum Binary {
+    /// A core module (`wasm32-wasip1`).
+    Module(Module),
+    /// A component.
+    Component(Component),
+}
+
 /// Tells a binary's kind from its bytes and prepares its executor.
 pub fn prepare(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Executor> {
+    prepare_compiled(runtime, &compile(runtime, bytes)?)
+}
+
+/// Compiles `bytes`, a core module or a component.
+pub fn compile(runtime: &Runtime, bytes: &[u8]) -> anyhow::Result<Binary> {
     match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
-            let module =
-                Module::new(runtime.engine(), bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            Wagi::prepare(runtime, &module).map(Executor::Wagi)
-        }
-        Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
-            let component = Component::new(runtime.engine(), bytes)
-                .map_err(|e| anyhow::anyhow!("a component that cannot be compiled: {e:#}"))?;
-            let exports: Vec<String> = component
-                .component_type()
-                .exports(runtime.engine())
-                .map(|(name, _)| name.to_string())
-                .collect();
-            match component_kind(&exports)? {
-                ComponentKind::Http => Proxy::prepare(runtime, &component).map(Executor::Proxy),
-                ComponentKind::Command => {
-                    Wagi::prepare_command(runtime, &component).map(Executor::Wagi)
-                }
-            }
-        }
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Module::new(runtime.engine(), bytes)
+            .map(Binary::Module)
+            .map_err(|e| anyhow::anyhow!("{e:#}")),
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Component::new(runtime.engine(), bytes)
+            .map(Binary::Component)
+            .map_err(|e| anyhow::anyhow!("a component that cannot be compiled: {e:#}")),
         _ => anyhow::bail!("not a WebAssembly binary"),
     }
+}
+
+/// The executor of a compiled binary, told from its exports.
+pub fn prepare_compiled(runtime: &Runtime, binary: &Binary) -> anyhow::Result<Executor> {
+    match binary {
+        Binary::Module(module) => Wagi::prepare(runtime, module).map(Executor::Wagi),
+        Binary::Component(component) => match component_kind(&exports(runtime, component))? {
+            ComponentKind::Http => Proxy::prepare(runtime, component).map(Executor::Proxy),
+            ComponentKind::Command => Wagi::prepare_command(runtime, component).map(Executor::Wagi),
+        },
+    }
+}
+
+/// The names a component exports.
+pub fn exports(runtime: &Runtime, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(runtime.engine())
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 /// What a component is, from the names of its exports.
@@ -55,6 +75,30 @@ enum ComponentKind {
 
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@";
 const CLI_RUN: &str = "wasi:cli/run@";
+const HTTP_HANDLER_P3: &str = "wasi:http/handler@";
+
+/// Why a prepared plugin may not run as its sidecar asks, if it may not.
+pub fn reuse_refusal(executor: &Executor, reuse: bool) -> Option<&'static str> {
+    match executor {
+        Executor::Wagi(_) if reuse => Some(
+            "its sidecar asks for [reuse], which only a wasi:http component can have: \
+             a CGI-over-WASI command runs once per instance (a WASI command may start only once)",
+        ),
+        _ => None,
+    }
+}
+
+/// What a component with these exports is, in words.
+pub fn component_kind_name(exports: &[String]) -> &'static str {
+    match component_kind(exports) {
+        Ok(ComponentKind::Http) => "wasi:http p2 component",
+        Ok(ComponentKind::Command) => "CGI-over-WASI command component",
+        Err(_) if exports.iter().any(|e| e.starts_with(HTTP_HANDLER_P3)) => {
+            "wasi:http p3 component"
+        }
+        Err(_) => "a component of no kind served",
+    }
+}
 
 fn component_kind(exports: &[String]) -> anyhow::Result<ComponentKind> {
     let version = |prefix: &str| {
@@ -69,6 +113,13 @@ fn component_kind(exports: &[String]) -> anyhow::Result<ComponentKind> {
         (Some((name, _)), _) | (None, Some((name, _))) => anyhow::bail!(
             "a component exporting {name}: wasmhttpd serves version 0.2.x of wasi:http/incoming-handler and wasi:cli/run"
         ),
+        (None, None)
+            if let Some(name) = exports.iter().find(|e| e.starts_with(HTTP_HANDLER_P3)) =>
+        {
+            anyhow::bail!(
+                "a wasi:http p3 component (it exports {name}): this version serves wasi:http 0.2 (wasi:http/incoming-handler@0.2.x)"
+            )
+        }
         (None, None) => {
             let found = if exports.is_empty() {
                 "nothing".to_string()

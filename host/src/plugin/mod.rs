@@ -15,6 +15,8 @@
 //! - [`limits`]: the limits and grants a plugin runs with.
 //! - [`executor`]: a binary's kind, told from its bytes, and its executor.
 //! - [`compile`]: compiling a plugin off the request path.
+//! - [`check`]: `wasmhttpd check`, what a binary would be as a plugin.
+//! - [`imports`]: which of a binary's imports the server provides.
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
 //! - [`store`]: what each instance's store holds, its caps and deadline.
 //! - [`wagi`]: the CGI-over-WASI executor.
@@ -23,9 +25,11 @@
 //! - [`reuse`]: instances kept between requests, where a sidecar asks.
 //! - [`watch`]: hot reload.
 
+pub mod check;
 pub mod compile;
 pub mod engine;
 pub mod executor;
+pub mod imports;
 pub mod limits;
 pub mod manifest;
 pub mod outbound;
