@@ -11,7 +11,7 @@ use super::engine::Runtime;
 use super::executor::{self, Binary, Executor};
 use super::imports::{self, Import};
 use super::limits::Limits;
-use super::manifest::{Manifest, RoutePattern};
+use super::manifest::Manifest;
 
 /// `wasmhttpd check`'s arguments.
 #[derive(Debug, clap::Parser)]
@@ -238,20 +238,12 @@ fn write_imports(out: &mut String, imports: &[Import]) {
 }
 
 fn write_routes(out: &mut String, manifest: &Manifest) {
-    let routes: Vec<String> = manifest
-        .routes
-        .iter()
-        .map(RoutePattern::as_written)
-        .collect();
-    let methods = match &manifest.methods {
-        None => "all methods".to_string(),
-        Some(methods) => methods
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    let _ = writeln!(out, "routes:    {} ({methods})", routes.join(" "));
+    let _ = writeln!(
+        out,
+        "routes:    {} ({})",
+        manifest.routes_as_written(),
+        manifest.methods_as_written()
+    );
 }
 
 fn write_grants(out: &mut String, manifest: &Manifest) {

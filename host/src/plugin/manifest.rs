@@ -163,6 +163,24 @@ struct RawDir {
 }
 
 impl Manifest {
+    /// Its routes as written, space-separated (`/hello /hello/*`).
+    pub fn routes_as_written(&self) -> String {
+        let routes: Vec<String> = self.routes.iter().map(RoutePattern::as_written).collect();
+        routes.join(" ")
+    }
+
+    /// Its methods, space-separated, or `all methods`.
+    pub fn methods_as_written(&self) -> String {
+        match &self.methods {
+            None => "all methods".to_string(),
+            Some(methods) => methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
     /// The configuration of a plugin without a sidecar.
     pub fn default_for(name: &str) -> Manifest {
         Manifest {

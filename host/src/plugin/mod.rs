@@ -49,7 +49,7 @@ pub use self::limits::{Grants, Limits};
 
 use self::compile::{Compile, megabytes};
 use self::engine::Runtime;
-use self::manifest::{Manifest, RoutePattern};
+use self::manifest::Manifest;
 use self::outbound::Outbound;
 use self::wagi::{Invocation, read_body};
 use crate::cgi::output::{Output, collect};
@@ -191,20 +191,7 @@ impl Plugin {
 
     /// One line for the banner: name, routes, methods, kind.
     pub fn describe(&self) -> String {
-        let routes: Vec<String> = self
-            .manifest
-            .routes
-            .iter()
-            .map(RoutePattern::as_written)
-            .collect();
-        let methods = match &self.manifest.methods {
-            None => "all methods".to_string(),
-            Some(methods) => methods
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
+        let methods = self.manifest.methods_as_written();
         let reuse = self.limits.reuse.map_or_else(String::new, |reuse| {
             format!(
                 "; reused for {} requests, {} s idle",
@@ -214,7 +201,7 @@ impl Plugin {
         format!(
             "Plugin {}: {} ({methods}; {}{reuse})",
             self.name,
-            routes.join(" "),
+            self.manifest.routes_as_written(),
             self.kind()
         )
     }
