@@ -185,7 +185,31 @@ fn a_missing_import_is_named_and_the_rest_shown_provided() {
 }
 
 #[test]
-fn a_wasi_http_p3_component_is_told_apart_and_refused_with_the_reason() {
+fn a_wasi_http_p3_component_loads_and_says_how_its_instances_are_shared() {
+    let got = check(&support::p3_component(), &[]);
+    assert!(got.loads, "{}", got.text);
+    assert!(
+        line(&got, "kind:")
+            .starts_with("kind:      wasi:http p3 component (exports wasi:http/handler@0.3.0)"),
+        "{}",
+        got.text
+    );
+    assert!(
+        !got.text.contains("NOT PROVIDED"),
+        "every WASI 0.3 import is provided:\n{}",
+        got.text
+    );
+    assert!(
+        got.text.contains(
+            "an instance serves up to 16 requests at once and 128 in all, dropped after 1 s idle"
+        ),
+        "wasmtime serve's defaults:\n{}",
+        got.text
+    );
+}
+
+#[test]
+fn a_component_exporting_a_p3_handler_of_the_wrong_shape_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("p3.wasm");
     let bytes = wat::parse_str(
@@ -202,8 +226,8 @@ fn a_wasi_http_p3_component_is_told_apart_and_refused_with_the_reason() {
         got.text
     );
     assert!(
-        line(&got, "verdict:").contains("this version serves wasi:http 0.2"),
-        "{}",
+        line(&got, "verdict:").contains("handle"),
+        "the missing function is named: {}",
         got.text
     );
 }

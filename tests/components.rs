@@ -330,7 +330,7 @@ fn components_of_other_kinds_are_refused_with_what_they_are() {
         .with(&component("http"), "web");
     let server = setup.start(&[]);
     server.wait_for_log(|l| {
-        l.contains("library.wasm: a component that exports neither wasi:http/incoming-handler@0.2 nor wasi:cli/run@0.2 (it exports nothing)")
+        l.contains("library.wasm: a component that exports none of wasi:http/handler@0.3, wasi:http/incoming-handler@0.2 and wasi:cli/run@0.2 (it exports nothing)")
     });
     server.wait_for_log(|l| {
         l.contains("needs-kv.wasm: cannot link: component imports instance `test:missing/kv`")

@@ -37,9 +37,17 @@ fn demo_of(build: Build) -> (tempfile::TempDir, Server) {
     let optional = OPTIONAL
         .iter()
         .filter(|name| !INTERPRETED.contains(name) && built(name));
-    for name in ["hello", "form", "headers", "notes", "hello-c", "hello-http"]
-        .iter()
-        .chain(optional)
+    for name in [
+        "hello",
+        "form",
+        "headers",
+        "notes",
+        "hello-c",
+        "hello-http",
+        "hello-p3",
+    ]
+    .iter()
+    .chain(optional)
     {
         let from = if RUST.contains(name) { &rust } else { &source };
         let built = from.join(format!("{name}.wasm"));
@@ -60,12 +68,18 @@ const RUST: [&str; 4] = ["hello", "form", "headers", "notes"];
 
 /// wasi:http components from interpreters (tens of MB, seconds to compile
 /// the first time): served only by their own tests.
-const INTERPRETED: [&str; 2] = ["hello-py", "hello-js"];
+const INTERPRETED: [&str; 3] = ["hello-py", "hello-js", "hello-py-p3"];
 
 /// Examples in languages whose toolchains come from PyPI or npm:
 /// `plugins/build` skips one whose toolchain cannot be installed (loudly;
 /// never under CI=true), and so does its test.
-const OPTIONAL: [&str; 4] = ["hello-zig", "hello-as", "hello-py", "hello-js"];
+const OPTIONAL: [&str; 5] = [
+    "hello-zig",
+    "hello-as",
+    "hello-py",
+    "hello-js",
+    "hello-py-p3",
+];
 
 /// Whether `plugins/NAME.wasm` was built; under CI it must have been.
 fn built(name: &str) -> bool {
@@ -270,6 +284,69 @@ fn hello_http_is_the_bare_wasi_http_hello() {
     }
 }
 
+/// Two `wait` requests sent together to a p3 example: both answer, from
+/// one instance, in about the time of one.
+fn waits_overlap(server: &Server, name: &str, greeting: &str) {
+    let first = server.get(&format!("/{name}"));
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        first.text(),
+        format!("{greeting} (request 1 of this instance)\n")
+    );
+    let started = std::time::Instant::now();
+    let waits: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = server.addr;
+            let raw =
+                format!("GET /{name}/wait?1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            std::thread::spawn(move || support::exchange(addr, raw.as_bytes()))
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for wait in waits {
+        let bytes = wait.join().expect("wait");
+        let r = Response::parse(&bytes, false).expect("response");
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(text.starts_with("Waited 1500 ms (request "), "{text}");
+        counts.push(text);
+    }
+    counts.sort();
+    assert!(
+        counts[0].contains("(request 2 of this instance)"),
+        "{counts:?}"
+    );
+    assert!(
+        counts[1].contains("(request 3 of this instance)"),
+        "{counts:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2800),
+        "not concurrent: {took:?}"
+    );
+}
+
+#[test]
+fn hello_p3_is_a_wasi_http_p3_component_whose_requests_overlap() {
+    let (_dir, server) = demo();
+    server.wait_for_plugin_line(
+        "Plugin hello-p3: /hello-p3 /hello-p3/* (all methods; wasi:http p3 component; \
+         16 requests at once, reused for 128, 1 s idle)",
+    );
+    waits_overlap(&server, "hello-p3", "Hello, world!");
+}
+
+#[test]
+fn hello_py_p3_is_a_wasi_http_p3_component_written_in_python() {
+    if !built("hello-py-p3") {
+        return;
+    }
+    let (_dir, server) = interpreted_as("hello-py-p3", "wasi:http p3 component");
+    waits_overlap(&server, "hello-py-p3", "Hello from Python, over WASI 0.3!");
+}
+
 #[test]
 fn hello_zig_is_a_plugin_written_in_zig() {
     if !built("hello-zig") {
@@ -294,25 +371,39 @@ fn the_banner_lists_every_example() {
     let optional = OPTIONAL
         .into_iter()
         .filter(|name| !INTERPRETED.contains(name) && built(name));
-    for name in ["form", "headers", "hello", "hello-c", "hello-http", "notes"]
-        .into_iter()
-        .chain(optional)
+    for name in [
+        "form",
+        "headers",
+        "hello",
+        "hello-c",
+        "hello-http",
+        "hello-p3",
+        "notes",
+    ]
+    .into_iter()
+    .chain(optional)
     {
         let line = server.wait_for_stdout(|l| l.starts_with(&format!("Plugin {name}: /{name} ")));
         assert!(!line.contains("compiling"), "{line}");
     }
 }
 
-/// A server with only `plugins/NAME.wasm`, an interpreter's component.
+/// A server with only `plugins/NAME.wasm`, an interpreter's wasi:http
+/// component.
 fn interpreted(name: &str) -> (tempfile::TempDir, Server) {
+    interpreted_as(name, "wasi:http component")
+}
+
+/// The same, for a component of `kind` as the banner says it.
+fn interpreted_as(name: &str, kind: &str) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
     let file = format!("{name}.wasm");
     std::fs::copy(workspace().join("plugins").join(&file), plugins.join(&file)).expect("copy");
     let server = Server::start(&workspace().join("site"), &["--plugins", path(&plugins)]);
-    let banner = format!("Plugin {name}: /{name} /{name}/* (all methods; wasi:http component)");
-    server.wait_for_plugin_line(&banner);
+    let banner = format!("Plugin {name}: /{name} /{name}/* (all methods; {kind}");
+    server.wait_for_stdout(|l| l.starts_with(&banner) && !l.contains("compiling"));
     (dir, server)
 }
 

@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{Response, Server, Setup, Usage, component, usage, write};
+use support::{Response, Sampler, Server, Setup, Usage, component, usage, write};
 
 fn server(args: &[&str]) -> (Setup, Server) {
     support::every_backend(args)
@@ -119,37 +119,6 @@ fn a_slow_reader_is_cut_off_at_the_minimum_rate() {
     );
     // Others are served as before.
     assert_eq!(server.get("/big.bin").body.len(), size);
-}
-
-/// The server's resident memory, open descriptors and threads, sampled
-/// in the background until [`Sampler::stop`].
-struct Sampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Usage>,
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Sampler {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopping = std::sync::Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut peak = Usage::default();
-            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                let now = usage(pid);
-                peak.rss_kib = peak.rss_kib.max(now.rss_kib);
-                peak.fds = peak.fds.max(now.fds);
-                peak.threads = peak.threads.max(now.threads);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            peak
-        });
-        Sampler { stop, thread }
-    }
-
-    fn stop(self) -> Usage {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().expect("sampler")
-    }
 }
 
 /// Runs `attack` against `server` (repeatedly, for about two seconds, in

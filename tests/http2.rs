@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use support::{Curled, Server, Setup, Usage, curl, every_backend, site, usage, workspace, write};
+use support::{
+    Curled, Sampler, Server, Setup, Usage, curl, every_backend, site, usage, workspace, write,
+};
 
 /// curl with `args` against `path` on `server`, over HTTP/2 without TLS.
 fn h2c(server: &Server, path: &str, args: &[&str]) -> Curled {
@@ -352,22 +354,9 @@ fn python_handlers_answer_over_http2_as_over_http1_1() {
 fn sampled<T>(server: &Server, run: impl FnOnce() -> T) -> (T, Usage) {
     let pid = server.pid();
     let before = usage(pid);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopping = std::sync::Arc::clone(&stop);
-    let sampler = std::thread::spawn(move || {
-        let mut peak = Usage::default();
-        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-            let now = usage(pid);
-            peak.rss_kib = peak.rss_kib.max(now.rss_kib);
-            peak.fds = peak.fds.max(now.fds);
-            peak.threads = peak.threads.max(now.threads);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        peak
-    });
+    let sampler = Sampler::start(pid);
     let result = run();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().expect("sampler");
+    let peak = sampler.stop();
     let grew = Usage {
         rss_kib: peak.rss_kib.saturating_sub(before.rss_kib),
         fds: peak.fds.saturating_sub(before.fds),

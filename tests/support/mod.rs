@@ -492,6 +492,11 @@ pub fn component(name: &str) -> PathBuf {
     built("components", "wasm32-wasip2", name)
 }
 
+/// The wasi:http p3 test handler (`tests/p3`), compiled for wasm32-wasip2.
+pub fn p3_component() -> PathBuf {
+    built("p3", "wasm32-wasip2", "test_p3")
+}
+
 /// `tests/CRATE` built for `target`, once per test process, in its own
 /// target directory so as not to contend with the host's build; the path
 /// of its `NAME.wasm`.
@@ -782,5 +787,38 @@ pub fn curl(args: &[&str], url: &str) -> Curled {
         headers: std::fs::read_to_string(&head).unwrap_or_default(),
         body,
         ok: out.status.success(),
+    }
+}
+
+/// The server's resident memory, open descriptors and threads, sampled
+/// in the background until [`Sampler::stop`].
+pub struct Sampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Usage>,
+}
+
+impl Sampler {
+    /// Starts sampling process `pid`.
+    pub fn start(pid: u32) -> Sampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = Usage::default();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = usage(pid);
+                peak.rss_kib = peak.rss_kib.max(now.rss_kib);
+                peak.fds = peak.fds.max(now.fds);
+                peak.threads = peak.threads.max(now.threads);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Sampler { stop, thread }
+    }
+
+    /// The peaks seen.
+    pub fn stop(self) -> Usage {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("sampler")
     }
 }

@@ -116,7 +116,7 @@ impl WasmScripts {
                 .map_err(|e| format!("cannot read: {e}"))?;
             match prepare(&runtime, &bytes) {
                 Ok(Executor::Wagi(wagi)) => Ok(Arc::new(wagi)),
-                Ok(Executor::Proxy(_)) => Err(
+                Ok(Executor::Proxy(_) | Executor::P3(_)) => Err(
                     "cannot load: a wasi:http component (serve it from the plugins directory)"
                         .to_string(),
                 ),

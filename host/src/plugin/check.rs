@@ -11,7 +11,7 @@ use super::engine::Runtime;
 use super::executor::{self, Binary, Executor};
 use super::imports::{self, Import};
 use super::limits::Limits;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, Reuse};
 
 /// `wasmhttpd check`'s arguments.
 #[derive(Debug, clap::Parser)]
@@ -128,11 +128,14 @@ pub fn check(runtime: &Runtime, args: &CheckArgs) -> Report {
         ..Limits::defaults(Duration::from_secs(args.plugin_timeout), args.plugin_memory)
             .with(&manifest.limits)
     };
-    write_limits(
-        &mut out,
-        &limits,
-        matches!(prepared, Ok(Executor::Proxy(_))),
-    );
+    let component = match &prepared {
+        Ok(executor @ (Executor::Proxy(_) | Executor::P3(_))) => Some(Served {
+            reuse: executor::reuse(executor, limits.reuse),
+            concurrent: matches!(executor, Executor::P3(_)),
+        }),
+        _ => None,
+    };
+    write_limits(&mut out, &limits, component);
     let code = match &binary {
         Binary::Module(module) => module.serialize().map(|c| c.len()),
         Binary::Component(component) => component.serialize().map(|c| c.len()),
@@ -274,7 +277,14 @@ fn write_grants(out: &mut String, manifest: &Manifest) {
     let _ = writeln!(out, "           outbound hosts: {}", list(&hosts));
 }
 
-fn write_limits(out: &mut String, limits: &Limits, component: bool) {
+/// How a wasi:http component's instances are used.
+struct Served {
+    reuse: Option<Reuse>,
+    /// Whether an instance serves several requests at once (p3).
+    concurrent: bool,
+}
+
+fn write_limits(out: &mut String, limits: &Limits, component: Option<Served>) {
     let _ = writeln!(
         out,
         "limits:    {} s per request, {} of memory, {} of request body, {} of response",
@@ -283,23 +293,30 @@ fn write_limits(out: &mut String, limits: &Limits, component: bool) {
         size(limits.request_body),
         size(limits.response)
     );
-    if component {
-        let _ = writeln!(
+    let Some(served) = component else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "           {} handles, {} per header object, {} outbound requests at once",
+        limits.handles,
+        size(limits.field_bytes as u64),
+        limits.outbound_requests
+    );
+    let _ = match served.reuse {
+        None => writeln!(out, "           a fresh instance per request"),
+        Some(reuse) if served.concurrent => writeln!(
             out,
-            "           {} handles, {} per header object, {} outbound requests at once",
-            limits.handles,
-            size(limits.field_bytes as u64),
-            limits.outbound_requests
-        );
-        let _ = match limits.reuse {
-            None => writeln!(out, "           a fresh instance per request"),
-            Some(reuse) => writeln!(
-                out,
-                "           an instance serves up to {} requests, dropped after {} s idle",
-                reuse.requests, reuse.idle_secs
-            ),
-        };
-    }
+            "           an instance serves up to {} requests at once and {} in all, \
+             dropped after {} s idle; its memory and caps are shared by its requests",
+            reuse.concurrent, reuse.requests, reuse.idle_secs
+        ),
+        Some(reuse) => writeln!(
+            out,
+            "           an instance serves up to {} requests, dropped after {} s idle",
+            reuse.requests, reuse.idle_secs
+        ),
+    };
 }
 
 /// `bytes` in KiB or MiB, as the sidecar's limits are written.

@@ -136,6 +136,10 @@ impl Runtime {
                 wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
             })
             .map_err(|e| anyhow::anyhow!("cannot link WASI 0.2: {e:#}"))?;
+        // And WASI 0.3 (p3) whole, with its wasi:http, each as sandboxed.
+        wasmtime_wasi::p3::add_to_linker(&mut component_linker)
+            .and_then(|()| wasmtime_wasi_http::p3::add_to_linker(&mut component_linker))
+            .map_err(|e| anyhow::anyhow!("cannot link WASI 0.3: {e:#}"))?;
         let ticker = Arc::new(AtomicBool::new(true));
         let running = Arc::clone(&ticker);
         let ticking = engine.weak();

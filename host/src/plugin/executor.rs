@@ -1,11 +1,14 @@
 //! How a plugin is run, told from its binary: a core module or a
 //! `wasi:cli/run` component runs as CGI-over-WASI, a
-//! `wasi:http/incoming-handler` component as wasi:http.
+//! `wasi:http/incoming-handler@0.2` component as wasi:http 0.2, a
+//! `wasi:http/handler@0.3` component as wasi:http p3.
 
 use wasmtime::Module;
 use wasmtime::component::Component;
 
 use super::engine::Runtime;
+use super::manifest::Reuse;
+use super::p3::P3;
 use super::proxy::Proxy;
 use super::wagi::Wagi;
 
@@ -15,8 +18,10 @@ pub enum Executor {
     /// A WASI command (core module or `wasi:cli/run` component) run as a
     /// CGI script.
     Wagi(Wagi),
-    /// A wasi:http component.
+    /// A wasi:http 0.2 component.
     Proxy(Proxy),
+    /// A wasi:http p3 component.
+    P3(P3),
 }
 
 /// A binary, compiled: a core module or a component.
@@ -52,6 +57,7 @@ pub fn prepare_compiled(runtime: &Runtime, binary: &Binary) -> anyhow::Result<Ex
         Binary::Module(module) => Wagi::prepare(runtime, module).map(Executor::Wagi),
         Binary::Component(component) => match component_kind(&exports(runtime, component))? {
             ComponentKind::Http => Proxy::prepare(runtime, component).map(Executor::Proxy),
+            ComponentKind::HttpP3 => P3::prepare(runtime, component).map(Executor::P3),
             ComponentKind::Command => Wagi::prepare_command(runtime, component).map(Executor::Wagi),
         },
     }
@@ -70,12 +76,22 @@ pub fn exports(runtime: &Runtime, component: &Component) -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ComponentKind {
     Http,
+    HttpP3,
     Command,
 }
 
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@";
 const CLI_RUN: &str = "wasi:cli/run@";
 const HTTP_HANDLER_P3: &str = "wasi:http/handler@";
+
+/// How long an instance lives, given what the sidecar asks: a p3
+/// component is reused unless told otherwise, the others only if asked.
+pub fn reuse(executor: &Executor, asked: Option<Reuse>) -> Option<Reuse> {
+    match executor {
+        Executor::P3(_) => Some(asked.unwrap_or(super::p3::DEFAULT_REUSE)),
+        Executor::Wagi(_) | Executor::Proxy(_) => asked,
+    }
+}
 
 /// Why a prepared plugin may not run as its sidecar asks, if it may not.
 pub fn reuse_refusal(executor: &Executor, reuse: bool) -> Option<&'static str> {
@@ -92,10 +108,8 @@ pub fn reuse_refusal(executor: &Executor, reuse: bool) -> Option<&'static str> {
 pub fn component_kind_name(exports: &[String]) -> &'static str {
     match component_kind(exports) {
         Ok(ComponentKind::Http) => "wasi:http p2 component",
+        Ok(ComponentKind::HttpP3) => "wasi:http p3 component",
         Ok(ComponentKind::Command) => "CGI-over-WASI command component",
-        Err(_) if exports.iter().any(|e| e.starts_with(HTTP_HANDLER_P3)) => {
-            "wasi:http p3 component"
-        }
         Err(_) => "a component of no kind served",
     }
 }
@@ -106,28 +120,33 @@ fn component_kind(exports: &[String]) -> anyhow::Result<ComponentKind> {
             .iter()
             .find_map(|name| name.strip_prefix(prefix).map(|v| (name, v)))
     };
-    let is_02 = |v: &str| v.starts_with("0.2.") && !v.contains('-');
-    match (version(HTTP_HANDLER), version(CLI_RUN)) {
-        (Some((_, v)), _) if is_02(v) => Ok(ComponentKind::Http),
-        (_, Some((_, v))) if is_02(v) => Ok(ComponentKind::Command),
-        (Some((name, _)), _) | (None, Some((name, _))) => anyhow::bail!(
-            "a component exporting {name}: wasmhttpd serves version 0.2.x of wasi:http/incoming-handler and wasi:cli/run"
-        ),
-        (None, None)
-            if let Some(name) = exports.iter().find(|e| e.starts_with(HTTP_HANDLER_P3)) =>
-        {
+    // A release of the series, not a release candidate (whose interfaces
+    // differ from the release's).
+    let is = |series: &str, v: &str| v.starts_with(series) && !v.contains('-');
+    match (
+        version(HTTP_HANDLER_P3),
+        version(HTTP_HANDLER),
+        version(CLI_RUN),
+    ) {
+        (Some((_, v)), _, _) if is("0.3.", v) => Ok(ComponentKind::HttpP3),
+        (_, Some((_, v)), _) if is("0.2.", v) => Ok(ComponentKind::Http),
+        (_, _, Some((_, v))) if is("0.2.", v) => Ok(ComponentKind::Command),
+        (Some((name, _)), _, _) | (None, Some((name, _)), _) | (None, None, Some((name, _))) => {
             anyhow::bail!(
-                "a wasi:http p3 component (it exports {name}): this version serves wasi:http 0.2 (wasi:http/incoming-handler@0.2.x)"
+                "a component exporting {name}: wasmhttpd serves wasi:http/handler@0.3.x, \
+                 wasi:http/incoming-handler@0.2.x and wasi:cli/run@0.2.x (a release \
+                 candidate's interfaces differ from the release's: rebuild against the release)"
             )
         }
-        (None, None) => {
+        (None, None, None) => {
             let found = if exports.is_empty() {
                 "nothing".to_string()
             } else {
                 exports.join(", ")
             };
             anyhow::bail!(
-                "a component that exports neither wasi:http/incoming-handler@0.2 nor wasi:cli/run@0.2 (it exports {found})"
+                "a component that exports none of wasi:http/handler@0.3, \
+                 wasi:http/incoming-handler@0.2 and wasi:cli/run@0.2 (it exports {found})"
             )
         }
     }
@@ -155,11 +174,17 @@ mod tests {
             kind(&["wasi:cli/run@0.2.12", "wasi:http/incoming-handler@0.2.12"]),
             Ok(ComponentKind::Http)
         );
-        let other = kind(&["wasi:http/incoming-handler@0.3.0-rc-2025-09-16"]).expect_err("p3");
+        assert_eq!(
+            kind(&["wasi:cli/run@0.2.6", "wasi:http/handler@0.3.0"]),
+            Ok(ComponentKind::HttpP3)
+        );
+        let other = kind(&["wasi:http/incoming-handler@0.3.0-rc-2025-09-16"]).expect_err("rc");
         assert!(
             other.contains("exporting wasi:http/incoming-handler@0.3.0"),
             "{other}"
         );
+        let rc = kind(&["wasi:http/handler@0.3.0-rc-2026-03-15"]).expect_err("rc");
+        assert!(rc.contains("rebuild against the release"), "{rc}");
         let none = kind(&["my:app/api"]).expect_err("none");
         assert!(none.contains("it exports my:app/api"), "{none}");
     }

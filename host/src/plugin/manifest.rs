@@ -102,6 +102,10 @@ pub struct Reuse {
     /// Requests per instance, one at a time.
     #[serde(default = "Reuse::default_requests")]
     pub requests: u32,
+    /// Requests one instance serves at once (a wasi:http p3 component;
+    /// the others serve one at a time).
+    #[serde(default = "Reuse::default_concurrent")]
+    pub concurrent: u32,
     /// Seconds an instance waits unused before it is dropped.
     #[serde(default = "Reuse::default_idle_secs")]
     pub idle_secs: u64,
@@ -110,6 +114,10 @@ pub struct Reuse {
 impl Reuse {
     fn default_requests() -> u32 {
         128
+    }
+
+    fn default_concurrent() -> u32 {
+        16
     }
 
     fn default_idle_secs() -> u64 {

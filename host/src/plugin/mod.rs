@@ -4,7 +4,8 @@
 //! A plugin is `NAME.wasm` with an optional sidecar `NAME.toml`. Its kind is
 //! told from the binary, never from a flag:
 //! - a component exporting `wasi:http/incoming-handler@0.2.x` is a wasi:http
-//!   handler;
+//!   handler, one exporting `wasi:http/handler@0.3.x` a wasi:http p3
+//!   handler, which serves several requests at once;
 //! - a core module exporting `_start` (a `wasm32-wasip1` command), or a
 //!   component exporting `wasi:cli/run@0.2.x`, runs as CGI-over-WASI.
 //!
@@ -20,7 +21,9 @@
 //! - [`engine`]: the engine, pool and epoch ticker every plugin shares.
 //! - [`store`]: what each instance's store holds, its caps and deadline.
 //! - [`wagi`]: the CGI-over-WASI executor.
-//! - [`proxy`]: the wasi:http executor.
+//! - [`proxy`]: the wasi:http 0.2 executor.
+//! - [`p3`]: the wasi:http p3 executor.
+//! - [`exchange`] and [`incoming`]: what both wasi:http executors share.
 //! - [`outbound`]: which outbound requests a component may send.
 //! - [`reuse`]: instances kept between requests, where a sidecar asks.
 //! - [`watch`]: hot reload.
@@ -28,11 +31,14 @@
 pub mod check;
 pub mod compile;
 pub mod engine;
+pub(crate) mod exchange;
 pub mod executor;
 pub mod imports;
+pub(crate) mod incoming;
 pub mod limits;
 pub mod manifest;
 pub mod outbound;
+pub mod p3;
 pub mod proxy;
 pub mod registry;
 pub mod reuse;
@@ -182,6 +188,7 @@ impl Plugin {
             Some(Executor::Wagi(wagi)) if wagi.is_component() => "CGI-over-WASI component".into(),
             Some(Executor::Wagi(_)) => "CGI-over-WASI".into(),
             Some(Executor::Proxy(_)) => "wasi:http component".into(),
+            Some(Executor::P3(_)) => "wasi:http p3 component".into(),
             None => format!(
                 "compiling {}; requests to it wait",
                 megabytes(self.compile.size)
@@ -192,12 +199,23 @@ impl Plugin {
     /// One line for the banner: name, routes, methods, kind.
     pub fn describe(&self) -> String {
         let methods = self.manifest.methods_as_written();
-        let reuse = self.limits.reuse.map_or_else(String::new, |reuse| {
-            format!(
+        let reuse = self
+            .compile
+            .executor()
+            .map_or(self.limits.reuse, |executor| {
+                executor::reuse(executor, self.limits.reuse)
+            });
+        let reuse = match (reuse, self.compile.executor()) {
+            (None, _) => String::new(),
+            (Some(reuse), Some(Executor::P3(_))) => format!(
+                "; {} requests at once, reused for {}, {} s idle",
+                reuse.concurrent, reuse.requests, reuse.idle_secs
+            ),
+            (Some(reuse), _) => format!(
                 "; reused for {} requests, {} s idle",
                 reuse.requests, reuse.idle_secs
-            )
-        });
+            ),
+        };
         format!(
             "Plugin {}: {} ({methods}; {}{reuse})",
             self.name,
@@ -239,6 +257,7 @@ impl Plugin {
                     .serve(runtime, request, body, run, &self.outbound)
                     .await
             }
+            Executor::P3(p3) => p3.serve(runtime, request, body, run, &self.outbound).await,
         }
     }
 

@@ -129,6 +129,7 @@ mod tests {
     fn reuse(idle_secs: u64) -> Reuse {
         Reuse {
             requests: 10,
+            concurrent: 1,
             idle_secs,
         }
     }
