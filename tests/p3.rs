@@ -321,3 +321,27 @@ fn a_guest_that_spawns_tasks_without_end_reaches_its_memory_cap() {
     );
     assert_eq!(server.get("/p3/hello").status, 200);
 }
+
+#[test]
+fn outbound_requests_pass_the_sidecars_allow_list() {
+    let (setup, server) = p3("allowed_outbound_hosts = [\"http://127.0.0.1:*\"]\n");
+    support::write(&setup.site(), "target.txt", "the target\n");
+    let allowed = server.get(&format!("/p3/fetch?http://{}/target.txt", server.addr));
+    assert_eq!(allowed.text(), "status=200\n");
+    let denied = server.get("/p3/fetch?http://localhost:9/x");
+    assert!(
+        denied.text().contains("HttpRequestDenied"),
+        "{}",
+        denied.text()
+    );
+    server.wait_for_log(|l| l.contains("[plugin p3]") && l.contains("localhost:9"));
+
+    // Without a grant, nowhere.
+    let (_setup, server) = p3("");
+    let denied = server.get(&format!("/p3/fetch?http://{}/", server.addr));
+    assert!(
+        denied.text().contains("HttpRequestDenied"),
+        "{}",
+        denied.text()
+    );
+}

@@ -85,15 +85,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
 
-    /// Seconds a plugin may run per request (a sidecar may change it)
-    #[arg(long, default_value_t = 30, value_name = "SECS",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub plugin_timeout: u64,
-
-    /// MiB of memory a plugin instance may use (a sidecar may change it)
-    #[arg(long, default_value_t = 128, value_name = "MIB",
-          value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub plugin_memory: u64,
+    #[command(flatten)]
+    pub plugin_limits: crate::plugin::limits::DefaultLimits,
 
     /// Directory where compiled plugins are kept across restarts
     /// [default: $XDG_CACHE_HOME/wasmhttpd/compiled, or ~/.cache/wasmhttpd/compiled]

@@ -193,10 +193,7 @@ impl TryFrom<Args> for Config {
             http2,
             tls,
             plugins,
-            plugin_limits: plugin::Limits::defaults(
-                Duration::from_secs(args.plugin_timeout),
-                args.plugin_memory,
-            ),
+            plugin_limits: args.plugin_limits.limits(),
             cgi,
             compile_cache,
             budgets: Budgets::new(

@@ -5,13 +5,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::engine::Runtime;
 use super::executor::{self, Binary, Executor};
 use super::imports::{self, Import};
-use super::limits::Limits;
+use super::limits::{DefaultLimits, Limits};
 use super::manifest::{Manifest, Reuse};
+use super::wagi::Wagi;
 
 /// `wasmhttpd check`'s arguments.
 #[derive(Debug, clap::Parser)]
@@ -30,15 +31,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub sidecar: Option<PathBuf>,
 
-    /// Seconds a plugin may run per request, as the server's flag
-    #[arg(long, default_value_t = 30, value_name = "SECS",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub plugin_timeout: u64,
-
-    /// MiB of memory a plugin instance may use, as the server's flag
-    #[arg(long, default_value_t = 128, value_name = "MIB",
-          value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub plugin_memory: u64,
+    #[command(flatten)]
+    pub limits: DefaultLimits,
 }
 
 /// What `check` found: the report to print, and whether it would load.
@@ -62,22 +56,21 @@ pub fn check(runtime: &Runtime, args: &CheckArgs) -> Report {
         .unwrap_or_default();
     let _ = writeln!(out, "file:      {}", file.display());
 
-    let manifest = match sidecar(args) {
+    let manifest = match sidecar(args, &name) {
         Ok((None, manifest)) => {
             let _ = writeln!(out, "sidecar:   none (the defaults)");
-            Some(manifest)
+            manifest
         }
         Ok((Some(path), manifest)) => {
             let _ = writeln!(out, "sidecar:   {}", path.display());
-            Some(manifest)
+            manifest
         }
         Err(problem) => {
             let _ = writeln!(out, "sidecar:   {problem}");
             refusal = Some(problem);
-            None
+            Manifest::default_for(&name)
         }
     };
-    let manifest = manifest.unwrap_or_else(|| Manifest::default_for(&name));
 
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
@@ -123,11 +116,7 @@ pub fn check(runtime: &Runtime, args: &CheckArgs) -> Report {
     write_imports(&mut out, &imports);
     write_routes(&mut out, &manifest);
     write_grants(&mut out, &manifest);
-    let limits = Limits {
-        reuse: manifest.reuse,
-        ..Limits::defaults(Duration::from_secs(args.plugin_timeout), args.plugin_memory)
-            .with(&manifest.limits)
-    };
+    let limits = args.limits.limits().for_plugin(&manifest);
     let component = match &prepared {
         Ok(executor @ (Executor::Proxy(_) | Executor::P3(_))) => Some(Served {
             reuse: executor::reuse(executor, limits.reuse),
@@ -163,18 +152,13 @@ pub fn check(runtime: &Runtime, args: &CheckArgs) -> Report {
 
 /// The sidecar named, or the one beside the file; `None` when there is
 /// none (the plugin gets the defaults).
-fn sidecar(args: &CheckArgs) -> Result<(Option<PathBuf>, Manifest), String> {
-    let name = args
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+fn sidecar(args: &CheckArgs, name: &str) -> Result<(Option<PathBuf>, Manifest), String> {
     let path = match &args.sidecar {
         Some(path) => path.clone(),
         None => {
             let beside = args.file.with_extension("toml");
             if !beside.exists() {
-                return Ok((None, Manifest::default_for(&name)));
+                return Ok((None, Manifest::default_for(name)));
             }
             beside
         }
@@ -187,7 +171,7 @@ fn sidecar(args: &CheckArgs) -> Result<(Option<PathBuf>, Manifest), String> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
-    Manifest::parse(&text, &name, &base)
+    Manifest::parse(&text, name, &base)
         .map(|manifest| (Some(path.clone()), manifest))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -196,7 +180,7 @@ fn sidecar(args: &CheckArgs) -> Result<(Option<PathBuf>, Manifest), String> {
 fn describe(runtime: &Runtime, binary: &Binary) -> (String, Vec<Import>) {
     match binary {
         Binary::Module(module) => {
-            let kind = if module.get_export("_start").is_some() {
+            let kind = if Wagi::is_command(module) {
                 "CGI-over-WASI command (a core module, wasm32-wasip1)".to_string()
             } else {
                 "a core module without _start".to_string()

@@ -25,22 +25,24 @@ pub struct Import {
 /// The imports of a core module, each with whether WASI preview 1 (the
 /// server's module linker) provides it.
 pub fn of_module(runtime: &Runtime, module: &Module) -> Vec<Import> {
+    let names: Vec<String> = module
+        .imports()
+        .map(|import| format!("{}::{}", import.module(), import.name()))
+        .collect();
     let mut linker = runtime.linker().clone();
     linker.allow_shadowing(true);
     let mut missing: Vec<(String, String)> = Vec::new();
-    for _ in 0..=module.imports().len() {
+    for _ in 0..=names.len() {
         let Err(error) = linker.instantiate_pre(module) else {
             break;
         };
         let reason = format!("{error:#}");
-        let Some(import) = module.imports().find(|import| {
-            let name = format!("{}::{}", import.module(), import.name());
-            reason.contains(&format!("`{name}`")) && !missing.iter().any(|(m, _)| *m == name)
+        let Some((name, import)) = names.iter().zip(module.imports()).find(|(name, _)| {
+            reason.contains(&format!("`{name}`")) && !missing.iter().any(|(m, _)| m == *name)
         }) else {
             break;
         };
-        let name = format!("{}::{}", import.module(), import.name());
-        missing.push((name, reason));
+        missing.push((name.clone(), reason));
         let ExternType::Func(ty) = import.ty() else {
             // A memory, table or global cannot be stood in for.
             break;
@@ -52,21 +54,11 @@ pub fn of_module(runtime: &Runtime, module: &Module) -> Vec<Import> {
             break;
         }
     }
-    module
-        .imports()
-        .map(|import| {
-            let name = format!("{}::{}", import.module(), import.name());
-            let missing = missing
-                .iter()
-                .find(|(m, _)| *m == name)
-                .map(|(_, r)| r.clone());
-            Import { name, missing }
-        })
-        .collect()
+    with_reasons(names, &missing)
 }
 
-/// The imports of a component, each with whether WASI 0.2 and wasi:http
-/// (the server's component linker) provide it.
+/// The imports of a component, each with whether WASI 0.2 and 0.3 and
+/// wasi:http (the server's component linker) provide it.
 pub fn of_component(runtime: &Runtime, component: &Component) -> Vec<Import> {
     let engine = runtime.engine();
     let ty = component.component_type();
@@ -98,6 +90,11 @@ pub fn of_component(runtime: &Runtime, component: &Component) -> Vec<Import> {
             break;
         }
     }
+    with_reasons(names, &missing)
+}
+
+/// Each of `names`, with why it is missing if it is among `missing`.
+fn with_reasons(names: Vec<String>, missing: &[(String, String)]) -> Vec<Import> {
     names
         .into_iter()
         .map(|name| {

@@ -4,8 +4,30 @@
 use std::time::Duration;
 
 use super::engine::MAX_MEMORY;
-use super::manifest::{self, DirGrant, Reuse};
+use super::manifest::{self, DirGrant, Manifest, Reuse};
 use super::store;
+
+/// The command line's limits for every plugin (its sidecar may change
+/// them): the server's flags, and `wasmhttpd check`'s.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DefaultLimits {
+    /// Seconds a plugin may run per request (a sidecar may change it)
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub plugin_timeout: u64,
+
+    /// MiB of memory a plugin instance may use (a sidecar may change it)
+    #[arg(long, default_value_t = 128, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub plugin_memory: u64,
+}
+
+impl DefaultLimits {
+    /// The limits these flags give.
+    pub fn limits(&self) -> Limits {
+        Limits::defaults(Duration::from_secs(self.plugin_timeout), self.plugin_memory)
+    }
+}
 
 /// Limits every plugin gets unless its sidecar says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +77,14 @@ impl Limits {
             handles: self.handles,
             field_bytes: self.field_bytes,
             outbound: self.outbound_requests,
+        }
+    }
+
+    /// A plugin's limits: these, with its sidecar's overrides and reuse.
+    pub fn for_plugin(self, manifest: &Manifest) -> Limits {
+        Limits {
+            reuse: manifest.reuse,
+            ..self.with(&manifest.limits)
         }
     }
 

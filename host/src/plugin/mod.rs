@@ -148,10 +148,7 @@ impl Plugin {
             tag,
             file,
             fingerprint,
-            limits: Limits {
-                reuse: manifest.reuse,
-                ..defaults.with(&manifest.limits)
-            },
+            limits: defaults.for_plugin(&manifest),
             grants: Grants {
                 env: manifest.env.clone(),
                 dirs: manifest.dirs.clone(),

@@ -493,7 +493,11 @@ impl Body for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, String>>> {
         let this = &mut *self;
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        // Polled to be woken at the deadline; compared, as a timer may fire
+        // a little late.
+        let past = this.deadline.as_mut().poll(cx).is_ready()
+            || tokio::time::Instant::now() >= this.deadline.deadline();
+        if past {
             let failure = past_deadline(this.timeout);
             return this.end(Err(failure));
         }
@@ -512,5 +516,101 @@ impl Body for Watched {
                 Err(_) => this.end(Ok(())),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    fn body(text: &'static str) -> WasiBody {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    fn watched(
+        text: &'static str,
+        deadline: Instant,
+    ) -> (
+        Watched,
+        oneshot::Sender<Failure>,
+        oneshot::Receiver<Result<(), Failure>>,
+    ) {
+        let (fate_sender, fate) = oneshot::channel();
+        let (report, outcome) = oneshot::channel();
+        let watched = Watched {
+            body: body(text),
+            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            timeout: Duration::from_secs(2),
+            fate,
+            report: Some(report),
+            tag: Arc::from("[plugin test]"),
+        };
+        (watched, fate_sender, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_ends_while_its_instance_goes_is_a_failure_not_a_whole_body() {
+        let (mut whole, _fate, outcome) =
+            watched("all of it", Instant::now() + Duration::from_secs(60));
+        let collected = (&mut whole).collect().await.expect("whole");
+        assert_eq!(collected.to_bytes(), "all of it");
+        assert_eq!(outcome.await.expect("reported"), Ok(()));
+
+        let (mut cut, fate, outcome) = watched("part", Instant::now() + Duration::from_secs(60));
+        let trapped = Failure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: "trapped: unreachable".into(),
+        };
+        fate.send(trapped.clone()).expect("fate");
+        let first = cut.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().expect("data"), "part");
+        let end = cut.frame().await.expect("not an end");
+        assert_eq!(end.expect_err("a failure"), "trapped: unreachable");
+        assert_eq!(outcome.await.expect("reported"), Err(trapped));
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_deadline_fails_with_504() {
+        let (mut late, _fate, outcome) = watched("too late", Instant::now());
+        let end = late.frame().await.expect("not an end");
+        assert!(end.expect_err("a failure").contains("time limit of 2s"));
+        let failure = outcome.await.expect("reported").expect_err("failed");
+        assert_eq!(failure.status, StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    fn expiry() -> (Expiry, Arc<AtomicBool>) {
+        let busy_expired = Arc::new(AtomicBool::new(false));
+        let expiry = Expiry {
+            timeout: Duration::from_millis(100),
+            idle: Duration::from_millis(50),
+            timer: None,
+            busy_expired: Arc::clone(&busy_expired),
+        };
+        (expiry, busy_expired)
+    }
+
+    async fn expires(expiry: &mut Expiry, status: WorkerStatus, start: Instant) -> Duration {
+        let began = Instant::now();
+        std::future::poll_fn(|cx| Pin::new(&mut *expiry).poll(cx, status, start)).await;
+        began.elapsed()
+    }
+
+    #[tokio::test]
+    async fn an_idle_instance_goes_after_its_idle_time_and_a_busy_one_after_the_time_limit() {
+        let (mut idle, busy_expired) = expiry();
+        let waited = expires(&mut idle, WorkerStatus::Idle, Instant::now()).await;
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(!busy_expired.load(Ordering::Acquire), "idle is not busy");
+
+        let (mut busy, busy_expired) = expiry();
+        let waited = expires(&mut busy, WorkerStatus::Requests, Instant::now()).await;
+        assert!(
+            waited >= Duration::from_millis(100) + GRACE / 2,
+            "{waited:?}"
+        );
+        assert!(busy_expired.load(Ordering::Acquire));
     }
 }

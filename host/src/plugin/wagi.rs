@@ -114,9 +114,14 @@ pub async fn read_body(
 }
 
 impl Wagi {
+    /// Whether `module` is a WASI command (it exports `_start`).
+    pub fn is_command(module: &Module) -> bool {
+        module.get_export("_start").is_some()
+    }
+
     /// Checks that `module` is a WASI command and links it once.
     pub fn prepare(runtime: &Runtime, module: &Module) -> anyhow::Result<Wagi> {
-        if module.get_export("_start").is_none() {
+        if !Wagi::is_command(module) {
             bail!(
                 "the module exports no _start: it is not a WASI command (a reactor or a library?)"
             );

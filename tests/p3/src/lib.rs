@@ -14,7 +14,9 @@
 //! - `never`: waits on a future nobody will resolve;
 //! - `endless`: streams a body without end;
 //! - `spawn`: spawns tasks without end, each waiting an hour;
-//! - `trap`: panics, which traps the instance.
+//! - `trap`: panics, which traps the instance;
+//! - `fetch?http://HOST:PORT/PATH`: sends a GET there and says how it went
+//!   (`status=N`, or `error=CODE`).
 
 use std::cell::Cell;
 
@@ -72,6 +74,7 @@ impl wasip3::exports::http::handler::Guest for Handler {
                 monotonic_clock::wait_for(0).await;
             },
             "trap" => panic!("asked to trap"),
+            "fetch" => Ok(text(&fetch(query).await)),
             _ => Ok(status(404, "no such test route\n")),
         }
     }
@@ -126,6 +129,28 @@ fn status(code: u16, body: &str) -> Response {
         writer.write_all(body).await;
     });
     response
+}
+
+/// A GET to `url` (`http://host:port/path`), and how it went.
+async fn fetch(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return "error=not an http:// URL".into();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (trailers_writer, trailers) = wit_future::new(|| Ok(None));
+    drop(trailers_writer);
+    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
+    let path = if path.is_empty() { "/" } else { path };
+    if request.set_scheme(Some(&wasip3::http::types::Scheme::Http)).is_err()
+        || request.set_authority(Some(authority)).is_err()
+        || request.set_path_with_query(Some(path)).is_err()
+    {
+        return "error=bad URL".into();
+    }
+    match wasip3::http::client::send(request).await {
+        Ok(response) => format!("status={}\n", response.get_status_code()),
+        Err(code) => format!("error={code:?}\n"),
+    }
 }
 
 /// Answers before the request body is read, then streams it back.
