@@ -285,7 +285,7 @@ fn hello_http_is_the_bare_wasi_http_hello() {
 }
 
 /// Two `wait` requests sent together to a p3 example: both answer, from
-/// one instance, in about the time of one.
+/// one instance (their counts follow each other), in about the time of one.
 fn waits_overlap(server: &Server, name: &str, greeting: &str) {
     let first = server.get(&format!("/{name}"));
     assert_eq!(first.status, 200);
@@ -310,17 +310,18 @@ fn waits_overlap(server: &Server, name: &str, greeting: &str) {
         assert_eq!(r.status, 200);
         let text = r.text();
         assert!(text.starts_with("Waited 1500 ms (request "), "{text}");
-        counts.push(text);
+        let count: u64 = text
+            .trim_start_matches("Waited 1500 ms (request ")
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a request count");
+        counts.push(count);
     }
     counts.sort();
-    assert!(
-        counts[0].contains("(request 2 of this instance)"),
-        "{counts:?}"
-    );
-    assert!(
-        counts[1].contains("(request 3 of this instance)"),
-        "{counts:?}"
-    );
+    // One instance counted both (the first request's may have gone on
+    // finishing its body while they came, and a new one taken them).
+    assert_eq!(counts[1], counts[0] + 1, "{counts:?}");
     let took = started.elapsed();
     assert!(
         took < std::time::Duration::from_millis(2800),
